@@ -1,0 +1,1 @@
+"""Storefront: the code shared by every Lambda function, shipped as a layer."""

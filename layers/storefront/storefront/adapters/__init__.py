@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL, Redis and the cache built on it."""

@@ -1,0 +1,122 @@
+"""PostgreSQL through SQLAlchemy's asyncio engine and asyncpg."""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Self
+from uuid import uuid4
+
+import asyncpg
+from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from storefront.settings import Settings
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL cannot be reached; the request may succeed if retried later."""
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """One engine per container, sized for one request at a time.
+
+    RDS Proxy and PgBouncer hand a client's statements to different server
+    connections, where asyncpg's cached prepared statements would collide, so
+    the statement caches are off and every prepared statement gets a unique
+    name (SQLAlchemy's asyncpg dialect notes on PgBouncer).
+    """
+    return create_async_engine(
+        settings.database_url,
+        pool_size=1,
+        max_overflow=2,
+        pool_timeout=settings.database_connect_timeout,
+        # A frozen container's connections may have been closed by the proxy.
+        pool_pre_ping=True,
+        pool_recycle=600,
+        connect_args={
+            "timeout": settings.database_connect_timeout,
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+            "server_settings": {
+                "statement_timeout": str(settings.database_statement_timeout_ms),
+                "application_name": settings.service_name,
+            },
+        },
+    )
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether an error means "PostgreSQL is not reachable" rather than a bug."""
+    if isinstance(error, DatabaseUnavailable | OSError | asyncio.TimeoutError | PoolTimeoutError):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    cause = getattr(error, "orig", None) or error.__cause__
+    return isinstance(
+        cause,
+        asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.exceptions.ConnectionDoesNotExistError
+        | asyncpg.exceptions.TooManyConnectionsError
+        | asyncpg.exceptions.AdminShutdownError,
+    )
+
+
+class UnitOfWork:
+    """One database transaction: commit explicitly, roll back on exit otherwise.
+
+    ``async with UnitOfWork(engine) as uow: ...; await uow.commit()``
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    @property
+    def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            raise RuntimeError("UnitOfWork used outside 'async with'")
+        return self._connection
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._connection = await self._engine.connect()
+            await self._connection.begin()
+        except Exception as error:
+            if is_unavailable(error):
+                raise DatabaseUnavailable(str(error)) from error
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if connection.in_transaction():
+                await connection.rollback()
+        finally:
+            await connection.close()
+
+    async def commit(self) -> None:
+        await self.connection.commit()

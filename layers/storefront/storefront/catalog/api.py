@@ -1,0 +1,112 @@
+"""Catalog routes: HTTP in, use case call, HTTP out. No business rules here."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, FastAPI, Query, Request, Response, status
+
+from storefront.catalog import service
+from storefront.catalog.domain import (
+    Category,
+    NewCategory,
+    NewProduct,
+    Product,
+    ProductChanges,
+    ProductPage,
+    ProductQuery,
+)
+from storefront.pagination import decode_cursor
+from storefront.runtime import container_resources
+from storefront.web.app import ResourcesProvider, create_api
+from storefront.web.authorization import CatalogWriter
+from storefront.web.dependencies import CacheDep, Engine, SettingsDep
+from storefront.web.http_cache import cached_json
+from storefront.web.problems import PROBLEM_JSON
+
+_NOT_FOUND = {404: {"content": {PROBLEM_JSON: {}}, "description": "No such product"}}
+_CONFLICT = {409: {"content": {PROBLEM_JSON: {}}, "description": "Duplicate"}}
+
+router = APIRouter(tags=["catalog"])
+
+
+@router.get("/products", response_model=ProductPage)
+async def list_products(
+    request: Request,
+    engine: Engine,
+    cache: CacheDep,
+    settings: SettingsDep,
+    category_id: UUID | None = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    query = ProductQuery(
+        category_id=category_id,
+        q=q,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=min(limit or settings.page_size_default, settings.page_size_max),
+    )
+    body, outcome = await service.list_products(query, engine, cache)
+    return cached_json(request, body, outcome, settings.http_cache_max_age)
+
+
+@router.get("/products/{product_id}", response_model=Product, responses=_NOT_FOUND)
+async def get_product(
+    product_id: UUID, request: Request, engine: Engine, cache: CacheDep, settings: SettingsDep
+) -> Response:
+    body, outcome = await service.get_product(product_id, engine, cache)
+    return cached_json(request, body, outcome, settings.http_cache_max_age)
+
+
+@router.post(
+    "/products", status_code=status.HTTP_201_CREATED, response_model=Product, responses=_CONFLICT
+)
+async def create_product(
+    new: NewProduct, response: Response, engine: Engine, cache: CacheDep, _: CatalogWriter
+) -> Product:
+    product = await service.create_product(new, engine, cache)
+    response.headers["Location"] = f"/products/{product.id}"
+    return product
+
+
+@router.patch("/products/{product_id}", response_model=Product, responses=_NOT_FOUND | _CONFLICT)
+async def update_product(
+    product_id: UUID, changes: ProductChanges, engine: Engine, cache: CacheDep, _: CatalogWriter
+) -> Product:
+    return await service.update_product(product_id, changes, engine, cache)
+
+
+@router.delete(
+    "/products/{product_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND
+)
+async def delete_product(
+    product_id: UUID, engine: Engine, cache: CacheDep, _: CatalogWriter
+) -> Response:
+    await service.delete_product(product_id, engine, cache)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/categories", response_model=list[Category])
+async def list_categories(engine: Engine) -> list[Category]:
+    return await service.list_categories(engine)
+
+
+@router.post(
+    "/categories", status_code=status.HTTP_201_CREATED, response_model=Category, responses=_CONFLICT
+)
+async def create_category(
+    new: NewCategory, response: Response, engine: Engine, _: CatalogWriter
+) -> Category:
+    category = await service.create_category(new, engine)
+    response.headers["Location"] = f"/categories/{category.id}"
+    return category
+
+
+def create_catalog_app(resources: ResourcesProvider = container_resources) -> FastAPI:
+    return create_api("Storefront catalog", [router], resources)
+
+
+__all__ = ["create_catalog_app", "router"]
+

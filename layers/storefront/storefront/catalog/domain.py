@@ -1,0 +1,125 @@
+"""Catalog models and rules. No web, database or cache imports here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from storefront.errors import Conflict, InvalidInput, NotFound
+
+
+def _reject_float(value: object) -> object:
+    # A float cannot hold most prices exactly; insist on a decimal string.
+    if isinstance(value, float):
+        raise ValueError('must be a decimal string like "12.50", not a JSON number')
+    return value
+
+
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_reject_float),
+    Field(gt=0, max_digits=12, decimal_places=2, examples=["12.50"]),
+]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Description = Annotated[str, Field(max_length=5000)]
+
+
+class Category(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    sku: str
+    name: str
+    description: str
+    price: Decimal
+    currency: str
+    category_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NewCategory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+
+
+class NewProduct(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    name: Name
+    description: Description = ""
+    price: Price
+    currency: Currency = "EUR"
+    category_id: UUID | None = None
+
+
+class ProductChanges(BaseModel):
+    """A partial update: only the fields present change; none may be null but category."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku | None = None
+    name: Name | None = None
+    description: Description | None = None
+    price: Price | None = None
+    currency: Currency | None = None
+    category_id: UUID | None = None
+
+    def changed_fields(self) -> dict[str, object]:
+        changes = self.model_dump(exclude_unset=True)
+        for field, value in changes.items():
+            if value is None and field != "category_id":
+                raise InvalidInput(field, "may not be null")
+        if not changes:
+            raise InvalidInput("body", "names no field to change")
+        return changes
+
+
+class ProductQuery(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    category_id: UUID | None = None
+    q: str | None = None
+    after: UUID | None = None
+    limit: int = 20
+
+
+class ProductPage(BaseModel):
+    items: list[Product]
+    next_cursor: str | None
+
+
+class ProductNotFound(NotFound):
+    def __init__(self, product_id: UUID) -> None:
+        super().__init__(f"product {product_id} does not exist")
+
+
+class DuplicateSku(Conflict):
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"a product with sku {sku!r} already exists")
+
+
+class DuplicateCategory(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a category named {name!r} already exists")
+
+
+class UnknownCategory(InvalidInput):
+    def __init__(self, category_id: UUID) -> None:
+        super().__init__("category_id", f"category {category_id} does not exist")

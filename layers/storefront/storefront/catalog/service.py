@@ -1,0 +1,119 @@
+"""Catalog use cases.
+
+Reads go through the cache and return the JSON body to send (a cache hit is
+served without parsing it). Writes commit first and invalidate after, so the
+cache never holds a value the database has not committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storefront.adapters.cache import Cache, CacheOutcome
+from storefront.adapters.database import UnitOfWork
+from storefront.catalog import repository
+from storefront.catalog.domain import (
+    Category,
+    NewCategory,
+    NewProduct,
+    Product,
+    ProductChanges,
+    ProductNotFound,
+    ProductPage,
+    ProductQuery,
+)
+from storefront.pagination import encode_cursor
+
+PRODUCT_LISTS = "catalog:products"
+
+
+def product_cache_key(product_id: UUID) -> str:
+    return f"catalog:product:{product_id}"
+
+
+async def get_product(
+    product_id: UUID, engine: AsyncEngine, cache: Cache
+) -> tuple[bytes, CacheOutcome]:
+    async def load() -> bytes | None:
+        async with UnitOfWork(engine) as uow:
+            product = await repository.get_product(uow.connection, product_id)
+        return None if product is None else product.model_dump_json().encode()
+
+    body, outcome = await cache.get_or_load(product_cache_key(product_id), load)
+    if body is None:
+        raise ProductNotFound(product_id)
+    return body, outcome
+
+
+async def list_products(
+    query: ProductQuery, engine: AsyncEngine, cache: Cache
+) -> tuple[bytes, CacheOutcome]:
+    async def load() -> bytes:
+        async with UnitOfWork(engine) as uow:
+            found = await repository.list_products(uow.connection, query)
+        items = found[: query.limit]
+        more = len(found) > query.limit
+        page = ProductPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+        return page.model_dump_json().encode()
+
+    # Writes bump the namespace version: every cached page becomes unreachable
+    # at once, with no key scan. A page is cached under the version read BEFORE
+    # it is loaded, so a page loaded from pre-write rows can only land under a
+    # version that is already dead.
+    version = await cache.namespace_version(PRODUCT_LISTS)
+    if version is None:
+        return await load(), CacheOutcome.BYPASS
+    digest = hashlib.sha256(query.model_dump_json().encode()).hexdigest()[:32]
+    name = f"{PRODUCT_LISTS}:v{version}:{digest}"
+    body, outcome = await cache.get_or_load(name, load, cache.list_ttl_seconds)
+    assert body is not None, "a list page is never cached as missing"
+    return body, outcome
+
+
+async def create_product(new: NewProduct, engine: AsyncEngine, cache: Cache) -> Product:
+    async with UnitOfWork(engine) as uow:
+        product = await repository.add_product(uow.connection, new)
+        await uow.commit()
+    await _forget(product.id, cache)
+    return product
+
+
+async def update_product(
+    product_id: UUID, changes: ProductChanges, engine: AsyncEngine, cache: Cache
+) -> Product:
+    fields = changes.changed_fields()
+    async with UnitOfWork(engine) as uow:
+        product = await repository.change_product(uow.connection, product_id, fields)
+        if product is None:
+            raise ProductNotFound(product_id)
+        await uow.commit()
+    await _forget(product_id, cache)
+    return product
+
+
+async def delete_product(product_id: UUID, engine: AsyncEngine, cache: Cache) -> None:
+    async with UnitOfWork(engine) as uow:
+        if not await repository.remove_product(uow.connection, product_id):
+            raise ProductNotFound(product_id)
+        await uow.commit()
+    await _forget(product_id, cache)
+
+
+async def list_categories(engine: AsyncEngine) -> list[Category]:
+    async with UnitOfWork(engine) as uow:
+        return await repository.list_categories(uow.connection)
+
+
+async def create_category(new: NewCategory, engine: AsyncEngine) -> Category:
+    async with UnitOfWork(engine) as uow:
+        category = await repository.add_category(uow.connection, new)
+        await uow.commit()
+    return category
+
+
+async def _forget(product_id: UUID, cache: Cache) -> None:
+    await cache.invalidate(product_cache_key(product_id))
+    await cache.bump_namespace(PRODUCT_LISTS)

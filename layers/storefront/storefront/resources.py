@@ -1,0 +1,56 @@
+"""The I/O resources a function uses: one engine, one Redis client, one cache.
+
+Created lazily on first use (import time is cold-start time) and kept for the
+life of the container. Tests build their own with :meth:`Resources.from_settings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storefront.adapters.cache import Cache
+from storefront.adapters.circuit_breaker import CircuitBreaker
+from storefront.adapters.database import create_engine
+from storefront.adapters.redis import create_redis
+from storefront.settings import Settings
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    _engine: AsyncEngine | None = field(default=None, repr=False)
+    _redis: Redis | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Resources:
+        return cls(settings=settings)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = create_engine(self.settings)
+        return self._engine
+
+    @property
+    def redis(self) -> Redis:
+        if self._redis is None:
+            self._redis = create_redis(self.settings)
+        return self._redis
+
+    @cached_property
+    def cache(self) -> Cache:
+        breaker = CircuitBreaker(cooldown_seconds=self.settings.cache_breaker_cooldown_seconds)
+        return Cache(self.redis, self.settings, breaker)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+        self.__dict__.pop("cache", None)

@@ -1,0 +1,45 @@
+"""What one Lambda container keeps between invocations.
+
+A Lambda container serves one invocation at a time and is frozen between
+them. Pooled asyncpg and redis connections belong to the event loop that opened
+them, so the container keeps ONE loop for its whole life: Mangum picks it up
+through ``asyncio.get_event_loop()`` and scheduled handlers run their coroutines
+on it with :func:`run`. ``asyncio.run()`` per invocation would close the loop
+and strand every pooled connection ("attached to a different loop").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from storefront.resources import Resources
+from storefront.settings import get_settings
+
+T = TypeVar("T")
+
+_loop: asyncio.AbstractEventLoop | None = None
+_resources: Resources | None = None
+
+
+def container_loop() -> asyncio.AbstractEventLoop:
+    """The container's event loop, created on first use and set as current."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(_loop)
+    return _loop
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on the container's loop (never asyncio.run)."""
+    return container_loop().run_until_complete(coroutine)
+
+
+def container_resources() -> Resources:
+    """The container's engine and Redis client, created lazily, once."""
+    global _resources
+    if _resources is None:
+        _resources = Resources.from_settings(get_settings())
+    return _resources

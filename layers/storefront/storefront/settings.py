@@ -1,0 +1,55 @@
+"""Configuration from the environment, validated once per container."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    service_name: str = Field("storefront", alias="POWERTOOLS_SERVICE_NAME")
+    environment: str = "local"
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/storefront"
+    # Seconds to wait for a new PostgreSQL connection before answering 503.
+    database_connect_timeout: float = 3.0
+    database_statement_timeout_ms: int = 10_000
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every key this deployment writes starts with this, so test runs and
+    # several stacks can share one Redis without colliding.
+    redis_key_prefix: str = "sf:"
+    redis_socket_timeout: float = 0.5
+
+    cache_ttl_seconds: int = 300
+    cache_ttl_jitter: float = 0.1
+    cache_missing_ttl_seconds: int = 30
+    cache_list_ttl_seconds: int = 60
+    # How long a request that lost the single-flight race waits for the
+    # winner's value before reading PostgreSQL itself.
+    cache_lease_wait_seconds: float = 1.0
+    cache_lease_ttl_ms: int = 3_000
+    # A Redis failure opens the breaker for this long: requests bypass the
+    # cache instead of each paying a timeout.
+    cache_breaker_cooldown_seconds: float = 5.0
+    http_cache_max_age: int = 0
+
+    page_size_default: int = 20
+    page_size_max: int = 100
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_asyncpg(cls, url: str) -> str:
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+asyncpg://" + url.removeprefix(plain)
+        return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every API function: errors, middleware, health, caching."""

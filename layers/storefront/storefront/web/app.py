@@ -1,0 +1,37 @@
+"""Builds an API function's FastAPI app with the shared plumbing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from fastapi import APIRouter, FastAPI
+
+from storefront.resources import Resources
+from storefront.runtime import container_resources
+from storefront.web import health
+from storefront.web.middleware import RequestContextMiddleware
+from storefront.web.problems import PROBLEM_JSON, install_problem_handlers
+
+ResourcesProvider = Callable[[], Resources]
+
+_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "Problem details (RFC 9457)"}
+
+
+def create_api(
+    title: str,
+    routers: Sequence[APIRouter],
+    resources: ResourcesProvider = container_resources,
+) -> FastAPI:
+    """An app serving ``routers`` plus /health; ``resources`` lets tests pass their own."""
+    app = FastAPI(
+        title=title,
+        version="0.1.0",
+        responses={422: _PROBLEM, 500: _PROBLEM, 503: _PROBLEM},
+    )
+    app.state.resources = resources
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    for router in routers:
+        app.include_router(router)
+    return app

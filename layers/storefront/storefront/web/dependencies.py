@@ -1,0 +1,34 @@
+"""FastAPI dependencies that hand the use cases their collaborators."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storefront.adapters.cache import Cache
+from storefront.resources import Resources
+from storefront.settings import Settings
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources()
+    return resources
+
+
+def get_engine(resources: Annotated[Resources, Depends(get_resources)]) -> AsyncEngine:
+    return resources.engine
+
+
+def get_cache(resources: Annotated[Resources, Depends(get_resources)]) -> Cache:
+    return resources.cache
+
+
+def get_settings(resources: Annotated[Resources, Depends(get_resources)]) -> Settings:
+    return resources.settings
+
+
+Engine = Annotated[AsyncEngine, Depends(get_engine)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

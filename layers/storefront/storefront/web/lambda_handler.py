@@ -1,0 +1,37 @@
+"""Turns a FastAPI app into a Lambda handler for API Gateway HTTP API events."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from fastapi import FastAPI
+from mangum import Mangum
+
+from storefront.observability import logger, metrics, tracer
+from storefront.runtime import container_loop
+
+LambdaHandler = Any
+
+# Mangum base64-encodes every type it does not know as text; problem+json is text.
+TEXT_MIME_TYPES = ["application/json", "application/problem+json", "text/"]
+
+# Routes that record no metric (health, writes) are normal, not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def api_handler(app: FastAPI) -> LambdaHandler:
+    # Set the container's loop before Mangum looks for one, so every
+    # invocation (and every pooled connection) lives on the same loop.
+    container_loop()
+    asgi = Mangum(app, lifespan="off", text_mime_types=TEXT_MIME_TYPES)
+
+    @metrics.log_metrics
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        response: dict[str, Any] = asgi(event, context)
+        return response
+
+    return handler
