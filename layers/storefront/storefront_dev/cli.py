@@ -1,0 +1,46 @@
+"""The ``storefront`` command: local stack and operations.
+
+    storefront migrate        apply database migrations (DATABASE_URL)
+    storefront run            the local stack (what ``make run`` starts)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from storefront.migrate import upgrade_to_head
+    from storefront.settings import get_settings
+
+    upgrade_to_head(get_settings().database_url)
+    print("migrations applied", file=sys.stderr)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from storefront_dev.local_stack import run_local_stack
+
+    return run_local_stack(port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="storefront", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
+    run = commands.add_parser("run", help="start the local stack (make run)")
+    run.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
+    run.set_defaults(func=_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

