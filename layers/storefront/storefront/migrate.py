@@ -6,11 +6,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from storefront.adapters.database import asyncpg_url
+
 
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", "storefront:migrations")
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", asyncpg_url(database_url).replace("%", "%%"))
     return config
 
 

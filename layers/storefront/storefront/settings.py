@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,14 +40,6 @@ class Settings(BaseSettings):
 
     page_size_default: int = 20
     page_size_max: int = 100
-
-    @field_validator("database_url")
-    @classmethod
-    def _use_asyncpg(cls, url: str) -> str:
-        for plain in ("postgresql://", "postgres://"):
-            if url.startswith(plain):
-                return "postgresql+asyncpg://" + url.removeprefix(plain)
-        return url
 
 
 @lru_cache(maxsize=1)

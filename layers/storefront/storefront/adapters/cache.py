@@ -91,7 +91,9 @@ class Cache:
             return await load(), CacheOutcome.BYPASS
         shared = self._inflight.get(name)
         if shared is not None:
-            return await asyncio.shield(shared)
+            # Served by another request's load: for this request, a hit.
+            value, outcome = await asyncio.shield(shared)
+            return value, CacheOutcome.HIT if outcome is CacheOutcome.MISS else outcome
         future: asyncio.Future[tuple[bytes | None, CacheOutcome]] = (
             asyncio.get_running_loop().create_future()
         )
@@ -123,8 +125,8 @@ class Cache:
         except _RedisUnavailable:
             return await load(), CacheOutcome.BYPASS
         if not won:
-            waited = await self._wait_for_value(name)
-            if waited is not _NOTHING:
+            found, waited = await self._wait_for_value(name)
+            if found:
                 return waited, CacheOutcome.HIT
             return await load(), CacheOutcome.MISS
         value = await load()
@@ -141,8 +143,8 @@ class Cache:
             return value, CacheOutcome.BYPASS
         return value, CacheOutcome.MISS
 
-    async def _wait_for_value(self, name: str) -> bytes | None | object:
-        """Poll for the lease holder's value; _NOTHING when it does not come in time."""
+    async def _wait_for_value(self, name: str) -> tuple[bool, bytes | None]:
+        """Poll for the lease holder's value: (False, None) when it does not come in time."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.cache_lease_wait_seconds
         delay = 0.005
@@ -152,10 +154,10 @@ class Cache:
             try:
                 cached = await self._guarded(self._redis.get(self._key(name)))
             except _RedisUnavailable:
-                return _NOTHING
+                return False, None
             if cached is not None:
-                return _decode(cached)
-        return _NOTHING
+                return True, _decode(cached)
+        return False, None
 
     async def ping(self) -> None:
         """Round trip to Redis, ignoring the breaker (for readiness checks)."""
@@ -210,8 +212,7 @@ class Cache:
         return result
 
 
-_NOTHING = object()
-
-
-def _decode(raw: bytes) -> bytes | None:
+def _decode(raw: bytes | str) -> bytes | None:
+    # The client does not decode responses, so values are always bytes.
+    assert isinstance(raw, bytes)
     return None if raw == _MISSING else raw

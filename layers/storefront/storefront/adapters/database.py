@@ -30,6 +30,14 @@ class DatabaseUnavailable(Exception):
     """PostgreSQL cannot be reached; the request may succeed if retried later."""
 
 
+def asyncpg_url(url: str) -> str:
+    """The URL with the asyncpg driver: plain ``postgresql://`` URLs are accepted too."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url.removeprefix(plain)
+    return url
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """One engine per container, sized for one request at a time.
 
@@ -39,7 +47,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     name (SQLAlchemy's asyncpg dialect notes on PgBouncer).
     """
     return create_async_engine(
-        settings.database_url,
+        asyncpg_url(settings.database_url),
         pool_size=1,
         max_overflow=2,
         pool_timeout=settings.database_connect_timeout,

@@ -23,10 +23,10 @@ from storefront.web.app import ResourcesProvider, create_api
 from storefront.web.authorization import CatalogWriter
 from storefront.web.dependencies import CacheDep, Engine, SettingsDep
 from storefront.web.http_cache import cached_json
-from storefront.web.problems import PROBLEM_JSON
+from storefront.web.problems import documented
 
-_NOT_FOUND = {404: {"content": {PROBLEM_JSON: {}}, "description": "No such product"}}
-_CONFLICT = {409: {"content": {PROBLEM_JSON: {}}, "description": "Duplicate"}}
+_NOT_FOUND = documented(_404="No such product")
+_CONFLICT = documented(_409="A product or category with that key exists")
 
 router = APIRouter(tags=["catalog"])
 
@@ -109,4 +109,3 @@ def create_catalog_app(resources: ResourcesProvider = container_resources) -> Fa
 
 
 __all__ = ["create_catalog_app", "router"]
-

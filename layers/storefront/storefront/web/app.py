@@ -10,11 +10,9 @@ from storefront.resources import Resources
 from storefront.runtime import container_resources
 from storefront.web import health
 from storefront.web.middleware import RequestContextMiddleware
-from storefront.web.problems import PROBLEM_JSON, install_problem_handlers
+from storefront.web.problems import documented, install_problem_handlers
 
 ResourcesProvider = Callable[[], Resources]
-
-_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "Problem details (RFC 9457)"}
 
 
 def create_api(
@@ -26,7 +24,11 @@ def create_api(
     app = FastAPI(
         title=title,
         version="0.1.0",
-        responses={422: _PROBLEM, 500: _PROBLEM, 503: _PROBLEM},
+        responses=documented(
+            _422="Invalid input (RFC 9457 problem details)",
+            _500="Unexpected error",
+            _503="A dependency is unreachable; retry after Retry-After seconds",
+        ),
     )
     app.state.resources = resources
     install_problem_handlers(app)

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends
 
 
-def allow_catalog_write() -> None:
+async def allow_catalog_write() -> None:
     """Admin-only once authentication exists; open until then."""
 
 

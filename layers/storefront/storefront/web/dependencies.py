@@ -1,4 +1,8 @@
-"""FastAPI dependencies that hand the use cases their collaborators."""
+"""FastAPI dependencies that hand the use cases their collaborators.
+
+All ``async def``: FastAPI runs a plain ``def`` dependency in a thread pool,
+a thread hop per request for nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +16,20 @@ from storefront.resources import Resources
 from storefront.settings import Settings
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources()
     return resources
 
 
-def get_engine(resources: Annotated[Resources, Depends(get_resources)]) -> AsyncEngine:
+async def get_engine(resources: Annotated[Resources, Depends(get_resources)]) -> AsyncEngine:
     return resources.engine
 
 
-def get_cache(resources: Annotated[Resources, Depends(get_resources)]) -> Cache:
+async def get_cache(resources: Annotated[Resources, Depends(get_resources)]) -> Cache:
     return resources.cache
 
 
-def get_settings(resources: Annotated[Resources, Depends(get_resources)]) -> Settings:
+async def get_settings(resources: Annotated[Resources, Depends(get_resources)]) -> Settings:
     return resources.settings
 
 

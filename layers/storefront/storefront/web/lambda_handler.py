@@ -31,7 +31,7 @@ def api_handler(app: FastAPI) -> LambdaHandler:
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        response: dict[str, Any] = asgi(event, context)
+        response: dict[str, Any] = asgi(event, context)  # type: ignore[arg-type]
         return response
 
     return handler

@@ -7,7 +7,7 @@ ever reaches the body.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +21,14 @@ PROBLEM_JSON = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 
+def documented(**descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for problem answers: ``documented(404="No such product")``."""
+    return {
+        int(status.lstrip("_")): {"content": {PROBLEM_JSON: {}}, "description": description}
+        for status, description in descriptions.items()
+    }
+
+
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_JSON
 
@@ -29,11 +37,11 @@ def problem(
     status: int,
     title: str,
     detail: str,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extensions: Any,
 ) -> ProblemResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return ProblemResponse(body | extensions, status_code=status, headers=headers)
+    return ProblemResponse(body | extensions, status_code=status, headers=dict(headers or {}))
 
 
 def database_unavailable() -> ProblemResponse:

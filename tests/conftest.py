@@ -1,0 +1,85 @@
+"""Real PostgreSQL and Redis for the whole suite.
+
+The servers are the ones TEST_DATABASE_URL / TEST_REDIS_URL name, else
+embedded ones started for this session. Each run creates and drops its own
+database and writes Redis keys only under its own prefix, so runs never
+collide or leak state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from storefront.migrate import upgrade_to_head
+from storefront.resources import Resources
+from storefront.settings import Settings
+from storefront_dev.databases import create_database, drop_database, with_database
+from storefront_dev.embedded import start_postgres, start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def database_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    server = start_postgres(tmp_path_factory.mktemp("pg"))
+    yield server.url()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(database_server_url: str) -> Iterator[str]:
+    """A freshly migrated database of this run's own, dropped at the end."""
+    name = f"storefront_test_{RUN_ID}"
+    asyncio.run(create_database(database_server_url, name))
+    url = with_database(database_server_url, name)
+    upgrade_to_head(url)
+    yield url
+    asyncio.run(drop_database(database_server_url, name))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    given = os.environ.get("TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = start_redis()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_key_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"test-{RUN_ID}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, redis_key_prefix: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_key_prefix=redis_key_prefix,
+    )
+
+
+@pytest.fixture(scope="session")
+async def resources(settings: Settings) -> AsyncIterator[Resources]:
+    resources = Resources.from_settings(settings)
+    yield resources
+    await resources.close()

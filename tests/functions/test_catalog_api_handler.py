@@ -1,0 +1,96 @@
+"""The catalog function's handler, invoked as Lambda does, on real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from storefront import runtime
+
+from tests.functions.conftest import Invoke, load_event
+
+
+def test_health_event(invoke_catalog: Invoke) -> None:
+    response = invoke_catalog(load_event("catalog_api", "health"))
+
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"status": "ok"}
+    assert response["headers"]["x-correlation-id"] == "sample-health"
+
+
+def test_sample_events_answer(invoke_catalog: Invoke) -> None:
+    created = invoke_catalog(load_event("catalog_api", "create_category"))
+    listed = invoke_catalog(load_event("catalog_api", "get_products"))
+    missing = invoke_catalog(load_event("catalog_api", "get_product"))
+
+    assert created["statusCode"] in {201, 409}  # 409 when the suite ran it before
+    assert listed["statusCode"] == 200
+    assert "items" in json.loads(listed["body"])
+    assert missing["statusCode"] == 404
+    # problem+json is text: API Gateway must not receive it base64-encoded
+    assert missing["isBase64Encoded"] is False
+    assert missing["headers"]["content-type"] == "application/problem+json"
+
+
+def test_post_then_get_through_the_handler(invoke_catalog: Invoke) -> None:
+    event = load_event("catalog_api", "create_product")
+    event["body"] = json.dumps({"sku": "FN-1", "name": "Handler mug", "price": "3.10"})
+    created = invoke_catalog(event)
+    assert created["statusCode"] == 201, created["body"]
+    product_id = json.loads(created["body"])["id"]
+
+    get = load_event("catalog_api", "get_product")
+    get["rawPath"] = get["requestContext"]["http"]["path"] = f"/products/{product_id}"
+    get["pathParameters"] = {"product_id": product_id}
+    first, second = invoke_catalog(get), invoke_catalog(get)
+
+    assert (first["statusCode"], first["headers"]["x-cache"]) == (200, "miss")
+    assert (second["statusCode"], second["headers"]["x-cache"]) == (200, "hit")
+    assert json.loads(second["body"])["price"] == "3.10"
+
+
+def test_bad_body_is_a_problem_not_a_trace(invoke_catalog: Invoke) -> None:
+    event = load_event("catalog_api", "create_product")
+    event["body"] = json.dumps({"sku": "FN-2", "name": "Float", "price": 1.5})
+    response = invoke_catalog(event)
+
+    assert response["statusCode"] == 422
+    problem = json.loads(response["body"])
+    assert problem["errors"][0]["field"] == "price"
+    assert "Traceback" not in response["body"]
+
+
+def test_warm_invocations_reuse_loop_engine_and_redis(invoke_catalog: Invoke) -> None:
+    event = load_event("catalog_api", "get_products")
+    invoke_catalog(event)
+    loop = runtime.container_loop()
+    resources = runtime.container_resources()
+    engine, redis = resources.engine, resources.redis
+
+    invoke_catalog(event)
+
+    assert runtime.container_loop() is loop
+    assert not loop.is_closed()
+    assert runtime.container_resources() is resources
+    assert resources.engine is engine
+    assert resources.redis is redis
+    # a pool sized for one request at a time, kept warm between invocations
+    assert engine.pool.checkedout() == 0
+    assert engine.pool.checkedin() >= 1
+
+
+def test_handler_never_calls_asyncio_run(
+    invoke_catalog: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise AssertionError("asyncio.run closes the container's loop")
+
+    monkeypatch.setattr(asyncio, "run", forbidden)
+    response = invoke_catalog(load_event("catalog_api", "get_products"))
+
+    assert response["statusCode"] == 200
+    assert calls == []

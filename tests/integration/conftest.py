@@ -1,0 +1,67 @@
+"""Integration fixtures: the catalog app over ASGI on the session's real servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from storefront.catalog.api import create_catalog_app
+from storefront.resources import Resources
+
+
+@pytest.fixture(scope="session")
+def app(resources: Resources) -> FastAPI:
+    return create_catalog_app(lambda: resources)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+async def empty_catalog(resources: Resources, redis_key_prefix: str) -> None:
+    """Every test starts with no products, no categories and an empty cache."""
+    async with resources.engine.begin() as connection:
+        await connection.execute(text("TRUNCATE products, categories CASCADE"))
+    keys = [key async for key in resources.redis.scan_iter(match=f"{redis_key_prefix}*")]
+    if keys:
+        await resources.redis.delete(*keys)
+
+
+class QueryCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def count(self, fragment: str) -> int:
+        return sum(fragment in statement for statement in self.statements)
+
+
+@contextmanager
+def counting_queries(engine: AsyncEngine) -> Iterator[QueryCounter]:
+    """Counts the SQL statements the engine sends while the block runs."""
+    counter = QueryCounter()
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        counter.statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield counter
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def create_product(client: httpx.AsyncClient, **fields: object) -> dict[str, object]:
+    body = {"sku": "MUG-1", "name": "Mug", "price": "12.50"} | fields
+    response = await client.post("/products", json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, object] = response.json()
+    return created
