@@ -9,17 +9,30 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, populate_by_name=True
+    )
 
     service_name: str = Field("storefront", alias="POWERTOOLS_SERVICE_NAME")
     environment: str = "local"
 
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/storefront"
+    # Locally and in tests: one URL. Deployed: the endpoint's parts, with the
+    # credentials read from a Secrets Manager secret at run time (never from
+    # the template or the environment) -- see storefront.adapters.endpoints.
+    database_url: str | None = None
+    database_host: str | None = None
+    database_port: int = 5432
+    database_name: str = "storefront"
+    database_secret_arn: str | None = None
+    database_tls: bool = False
     # Seconds to wait for a new PostgreSQL connection before answering 503.
     database_connect_timeout: float = 3.0
     database_statement_timeout_ms: int = 10_000
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str | None = None
+    redis_host: str | None = None
+    redis_port: int = 6379
+    redis_tls: bool = False
     # Every key this deployment writes starts with this, so test runs and
     # several stacks can share one Redis without colliding.
     redis_key_prefix: str = "sf:"

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from storefront.adapters.endpoints import database_url
     from storefront.migrate import upgrade_to_head
     from storefront.settings import get_settings
 
-    upgrade_to_head(get_settings().database_url)
+    upgrade_to_head(database_url(get_settings()))
     print("migrations applied", file=sys.stderr)
     return 0
 

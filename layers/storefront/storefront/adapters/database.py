@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from storefront.adapters.endpoints import database_url
 from storefront.settings import Settings
 
 metadata = MetaData(
@@ -47,7 +48,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     name (SQLAlchemy's asyncpg dialect notes on PgBouncer).
     """
     return create_async_engine(
-        asyncpg_url(settings.database_url),
+        asyncpg_url(database_url(settings)),
         pool_size=1,
         max_overflow=2,
         pool_timeout=settings.database_connect_timeout,

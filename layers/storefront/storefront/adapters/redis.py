@@ -7,12 +7,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
+from storefront.adapters.endpoints import redis_url
 from storefront.settings import Settings
 
 
 def create_redis(settings: Settings) -> Redis:
     return Redis.from_url(
-        settings.redis_url,
+        redis_url(settings),
         socket_connect_timeout=settings.redis_socket_timeout,
         socket_timeout=settings.redis_socket_timeout,
         # A thawed container's socket may be dead: retry twice with a short

@@ -1,0 +1,59 @@
+"""Where PostgreSQL and Redis are, as URLs the drivers take.
+
+A URL in the environment wins (local stack, tests). A deployed function gets
+host, port and name from the template and reads the database credentials from
+the Secrets Manager secret RDS manages, once per container: the password never
+sits in the template, the environment or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote
+
+from storefront.settings import Settings
+
+
+class MissingEndpoint(RuntimeError):
+    pass
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    if not settings.database_host:
+        raise MissingEndpoint("set DATABASE_URL, or DATABASE_HOST with DATABASE_SECRET_ARN")
+    credentials = ""
+    if settings.database_secret_arn:
+        secret = read_secret(settings.database_secret_arn)
+        credentials = f"{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}@"
+    tls = "?ssl=require" if settings.database_tls else ""
+    return (
+        f"postgresql+asyncpg://{credentials}{settings.database_host}:{settings.database_port}"
+        f"/{settings.database_name}{tls}"
+    )
+
+
+def redis_url(settings: Settings) -> str:
+    if settings.redis_url:
+        return settings.redis_url
+    if not settings.redis_host:
+        raise MissingEndpoint("set REDIS_URL, or REDIS_HOST")
+    scheme = "rediss" if settings.redis_tls else "redis"
+    return f"{scheme}://{settings.redis_host}:{settings.redis_port}/0"
+
+
+@lru_cache(maxsize=8)
+def read_secret(secret_arn: str) -> dict[str, Any]:
+    """A JSON secret, fetched once per container.
+
+    boto3 is imported here, not at module level: it costs ~100 ms of cold
+    start that functions reading no secret should not pay.
+    """
+    import boto3
+
+    client = boto3.client("secretsmanager")
+    value: dict[str, Any] = json.loads(client.get_secret_value(SecretId=secret_arn)["SecretString"])
+    return value
