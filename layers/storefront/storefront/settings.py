@@ -51,6 +51,26 @@ class Settings(BaseSettings):
     cache_breaker_cooldown_seconds: float = 5.0
     http_cache_max_age: int = 0
 
+    # Events. Partitions bound the parallelism of relays and consumers while
+    # keeping each aggregate's events in order; changing it re-maps aggregates,
+    # so only change it with the outbox drained.
+    event_partitions: int = 8
+    relay_batch_size: int = 500
+    # "loop": an invocation relays until its time budget ends, woken by
+    # LISTEN/NOTIFY; "single": one pass per schedule tick (cheapest, slower).
+    relay_mode: str = "loop"
+    relay_poll_seconds: float = 1.0
+    # Stop this long before the Lambda deadline, to finish the batch in hand.
+    time_budget_margin_ms: int = 2_000
+    worker_block_ms: int = 1_000
+    worker_batch_size: int = 100
+    worker_max_deliveries: int = 5
+    # Pending entries idle this long belong to a dead invocation: above the
+    # worker function's timeout, so a live one never loses its entries.
+    worker_claim_min_idle_ms: int = 90_000
+    outbox_retention_days: int = 7
+    inbox_retention_days: int = 7
+
     page_size_default: int = 20
     page_size_max: int = 100
 

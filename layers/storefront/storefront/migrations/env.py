@@ -8,7 +8,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import storefront.catalog.tables  # noqa: F401  (registers the tables on metadata)
+import storefront.catalog.tables
+import storefront.events.outbox
+import storefront.inventory.tables
+import storefront.orders.tables  # noqa: F401
 from storefront.adapters.database import metadata
 
 

@@ -1,0 +1,89 @@
+"""The transactional outbox: events are rows written in the state change's transaction.
+
+Commit-then-publish loses the event when the process dies in between; a row
+in the same transaction cannot be lost. ``pg_notify`` inside the transaction
+is delivered only at commit, so a waiting relay wakes exactly when there is
+something committed to relay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Uuid,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storefront.adapters.database import metadata
+from storefront.events.envelope import Event
+from storefront.events.partitions import partition_of
+
+NOTIFY_CHANNEL = "storefront_outbox"
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_type", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("aggregate_type", String(100), nullable=False),
+    Column("aggregate_id", String(100), nullable=False),
+    Column("partition", SmallInteger, nullable=False),
+    Column("envelope", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True)),
+    # The relay's claim: unpublished rows of one partition in id order.
+    Index(
+        "ix_outbox_unpublished",
+        "partition",
+        "id",
+        postgresql_where=text("published_at IS NULL"),
+    ),
+    Index("ix_outbox_published_at", "published_at"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("event_id", Uuid, primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_inbox_processed_at", "processed_at"),
+)
+
+
+async def add_events(connection: AsyncConnection, events: Sequence[Event], partitions: int) -> None:
+    """Write events in the caller's transaction; the relay is woken at commit."""
+    if not events:
+        return
+    await connection.execute(
+        insert(outbox),
+        [
+            {
+                "event_id": event.event_id,
+                "event_type": event.event_type,
+                "version": event.version,
+                "aggregate_type": event.aggregate_type,
+                "aggregate_id": event.aggregate_id,
+                "partition": partition_of(event.aggregate_id, partitions),
+                "envelope": event.model_dump(mode="json"),
+            }
+            for event in events
+        ],
+    )
+    await connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))

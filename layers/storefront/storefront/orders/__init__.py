@@ -1,0 +1,1 @@
+"""Orders: placing, confirming, rejecting and cancelling them."""
