@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from storefront.catalog.api import create_catalog_app
+from storefront.orders.api import create_orders_app
 from storefront.resources import Resources
 
 
@@ -26,11 +27,20 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture
+async def orders_client(resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_orders_app(lambda: resources))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
 @pytest.fixture(autouse=True)
 async def empty_catalog(resources: Resources, redis_key_prefix: str) -> None:
-    """Every test starts with no products, no categories and an empty cache."""
+    """Every test starts with no catalog, orders or events, and an empty cache."""
     async with resources.engine.begin() as connection:
-        await connection.execute(text("TRUNCATE products, categories CASCADE"))
+        await connection.execute(
+            text("TRUNCATE products, categories, orders, outbox, inbox CASCADE")
+        )
     keys = [key async for key in resources.redis.scan_iter(match=f"{redis_key_prefix}*")]
     if keys:
         await resources.redis.delete(*keys)

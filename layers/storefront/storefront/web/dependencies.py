@@ -33,6 +33,12 @@ async def get_settings(resources: Annotated[Resources, Depends(get_resources)]) 
     return resources.settings
 
 
+async def get_correlation_id(request: Request) -> str | None:
+    correlation_id: str | None = getattr(request.state, "correlation_id", None)
+    return correlation_id
+
+
 Engine = Annotated[AsyncEngine, Depends(get_engine)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CorrelationId = Annotated[str | None, Depends(get_correlation_id)]

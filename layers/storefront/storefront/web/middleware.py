@@ -41,6 +41,8 @@ class RequestContextMiddleware:
             return
         correlation_id = correlation_id_of(scope)
         logger.set_correlation_id(correlation_id)
+        # request.state.correlation_id: use cases stamp it on the events they write
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
         started = time.perf_counter()
         status = 500
         response_started = False

@@ -1,0 +1,48 @@
+"""Events about an order. All carry the order id as aggregate id, so every
+event of one order -- its own and inventory's -- shares one partition and
+keeps its order."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import ClassVar
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from storefront.events.envelope import Payload
+
+
+class OrderLine(BaseModel):
+    product_id: UUID
+    quantity: int
+    unit_price: Decimal
+
+
+class OrderPlaced(Payload):
+    event_type: ClassVar[str] = "OrderPlaced"
+    aggregate_type: ClassVar[str] = "order"
+    order_id: UUID
+    items: list[OrderLine]
+    total: Decimal
+    currency: str
+
+
+class OrderConfirmed(Payload):
+    event_type: ClassVar[str] = "OrderConfirmed"
+    aggregate_type: ClassVar[str] = "order"
+    order_id: UUID
+
+
+class OrderRejected(Payload):
+    event_type: ClassVar[str] = "OrderRejected"
+    aggregate_type: ClassVar[str] = "order"
+    order_id: UUID
+    reason: str
+
+
+class OrderCancelled(Payload):
+    event_type: ClassVar[str] = "OrderCancelled"
+    aggregate_type: ClassVar[str] = "order"
+    order_id: UUID
+    previous_status: str

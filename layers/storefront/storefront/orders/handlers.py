@@ -1,0 +1,41 @@
+"""What the order worker does with inventory's answers: confirm or reject.
+
+An order cancelled meanwhile stays cancelled: inventory releases whatever it
+reserved when it sees the OrderCancelled that follows in the same partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from storefront.adapters.database import UnitOfWork
+from storefront.events.envelope import Event
+from storefront.events.handlers import HandlerRegistry
+from storefront.inventory.events import StockRejected, StockReserved
+from storefront.orders import repository
+from storefront.orders.domain import OrderStatus
+from storefront.orders.events import OrderConfirmed, OrderRejected
+
+order_handlers = HandlerRegistry("orders")
+
+
+@order_handlers.on(StockReserved)
+async def confirm_order(payload: StockReserved, event: Event, uow: UnitOfWork) -> Sequence[Event]:
+    order = await repository.get_order(uow.connection, payload.order_id, for_update=True)
+    if order is None or order.status is not OrderStatus.PENDING:
+        return []
+    await repository.set_status(uow.connection, order.id, OrderStatus.CONFIRMED)
+    return [Event.of(OrderConfirmed(order_id=order.id), order.id, caused_by=event)]
+
+
+@order_handlers.on(StockRejected)
+async def reject_order(payload: StockRejected, event: Event, uow: UnitOfWork) -> Sequence[Event]:
+    order = await repository.get_order(uow.connection, payload.order_id, for_update=True)
+    if order is None or order.status is not OrderStatus.PENDING:
+        return []
+    reason = "not enough stock: " + ", ".join(
+        f"{s.product_id} ({s.requested} requested, {s.available} available)"
+        for s in payload.shortages
+    )
+    await repository.set_status(uow.connection, order.id, OrderStatus.REJECTED, reason)
+    return [Event.of(OrderRejected(order_id=order.id, reason=reason), order.id, caused_by=event)]

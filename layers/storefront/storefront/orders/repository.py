@@ -1,0 +1,101 @@
+"""Order persistence on one connection (the unit of work's transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storefront.catalog.tables import products
+from storefront.orders.domain import Order, OrderItem, OrderQuery, OrderStatus
+from storefront.orders.tables import order_items, orders
+
+
+async def prices_of(
+    connection: AsyncConnection, product_ids: Sequence[UUID]
+) -> dict[UUID, tuple[OrderItem, str]]:
+    """Current unit price and currency of each product that exists."""
+    rows = await connection.execute(
+        select(products.c.id, products.c.price, products.c.currency).where(
+            products.c.id.in_(product_ids)
+        )
+    )
+    return {
+        row.id: (OrderItem(product_id=row.id, quantity=1, unit_price=row.price), row.currency)
+        for row in rows
+    }
+
+
+async def add_order(connection: AsyncConnection, order: Order, customer_id: str | None) -> None:
+    await connection.execute(
+        insert(orders).values(
+            id=order.id,
+            customer_id=customer_id,
+            status=order.status.value,
+            total=order.total,
+            currency=order.currency,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+    )
+    await connection.execute(
+        insert(order_items),
+        [{"order_id": order.id, **item.model_dump()} for item in order.items],
+    )
+
+
+async def get_order(
+    connection: AsyncConnection, order_id: UUID, *, for_update: bool = False
+) -> Order | None:
+    """One order; ``for_update`` locks its row, which every writer of the
+    order's events does first, so its events commit in outbox id order."""
+    statement = select(orders).where(orders.c.id == order_id)
+    if for_update:
+        statement = statement.with_for_update()
+    row = (await connection.execute(statement)).first()
+    if row is None:
+        return None
+    return (await _with_items(connection, [row._mapping]))[0]
+
+
+async def list_orders(connection: AsyncConnection, query: OrderQuery) -> list[Order]:
+    statement = select(orders).order_by(orders.c.id).limit(query.limit + 1)
+    if query.after is not None:
+        statement = statement.where(orders.c.id > query.after)
+    if query.status is not None:
+        statement = statement.where(orders.c.status == query.status.value)
+    rows = [row._mapping for row in await connection.execute(statement)]
+    return await _with_items(connection, rows)
+
+
+async def set_status(
+    connection: AsyncConnection, order_id: UUID, status: OrderStatus, reason: str | None = None
+) -> None:
+    await connection.execute(
+        update(orders)
+        .where(orders.c.id == order_id)
+        .values(status=status.value, reason=reason, updated_at=func.now())
+    )
+
+
+async def _with_items(connection: AsyncConnection, rows: Sequence[object]) -> list[Order]:
+    ids = [row["id"] for row in rows]  # type: ignore[index]
+    items: dict[UUID, list[OrderItem]] = {order_id: [] for order_id in ids}
+    if ids:
+        found = await connection.execute(
+            select(order_items)
+            .where(order_items.c.order_id.in_(ids))
+            .order_by(order_items.c.order_id, order_items.c.product_id)
+        )
+        for item in found:
+            items[item.order_id].append(
+                OrderItem(
+                    product_id=item.product_id, quantity=item.quantity, unit_price=item.unit_price
+                )
+            )
+    return [
+        Order.model_validate(dict(row) | {"items": items[row["id"]]})  # type: ignore[call-overload,index]
+        for row in rows
+    ]
