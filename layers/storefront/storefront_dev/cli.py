@@ -1,7 +1,7 @@
 """The ``storefront`` command: local stack and operations.
 
-    storefront migrate        apply database migrations (DATABASE_URL)
-    storefront run            the local stack (what ``make run`` starts)
+storefront migrate        apply database migrations (DATABASE_URL)
+storefront run            the local stack (what ``make run`` starts)
 """
 
 from __future__ import annotations

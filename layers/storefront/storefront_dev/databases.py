@@ -19,9 +19,7 @@ def with_database(server_url: str, database: str) -> str:
 async def create_database(server_url: str, database: str, *, exist_ok: bool = False) -> None:
     connection = await asyncpg.connect(_admin_dsn(server_url))
     try:
-        exists = await connection.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", database
-        )
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if exists and exist_ok:
             return
         await connection.execute(f'CREATE DATABASE "{database}"')

@@ -43,7 +43,8 @@ def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    return EmbeddedPostgres(pgserver.get_server(data_dir, cleanup_mode="stop"), data_dir)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+    return EmbeddedPostgres(server, data_dir)
 
 
 def redis_server_binary() -> str:

@@ -1,0 +1,277 @@
+"""``storefront run``: the whole stack on one machine, without Docker.
+
+PostgreSQL and Redis come from DATABASE_URL / REDIS_URL, else from embedded
+servers whose data stays under ``.local/`` between runs. Then migrations, the
+demo catalog (once), and the local API Gateway serving ``template.yaml``'s
+routes, each function in its own warm container process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import socket
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy.engine import make_url
+from storefront.migrate import head_revision, upgrade_to_head
+from storefront.resources import Resources
+from storefront.settings import Settings
+
+from storefront_dev.databases import create_database, with_database
+from storefront_dev.demo import load_demo_catalog
+from storefront_dev.embedded import start_postgres, start_redis
+from storefront_dev.gateway import LocalGateway
+from storefront_dev.lambda_process import FunctionFleet
+from storefront_dev.routes import Router
+from storefront_dev.templates import StackTemplate, TemplateError, load_template
+
+DEFAULT_PORT = 3000
+LOCAL_DATABASE = "storefront"
+
+
+class StartupError(Exception):
+    """The stack cannot start; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Backends:
+    database_url: str
+    redis_url: str
+    redis_key_prefix: str
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    url: str
+    template: StackTemplate
+    backends: Backends
+    sample_product_id: str | None
+
+
+def step(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def project_root() -> Path:
+    """The directory holding template.yaml: the working directory or one above it."""
+    here = Path.cwd().resolve()
+    # The package's own checkout, for an editable install run from elsewhere.
+    package_checkout = Path(__file__).resolve().parents[3]
+    for directory in (here, *here.parents, package_checkout):
+        if (directory / "template.yaml").is_file():
+            return directory
+    raise StartupError("no template.yaml here or above; run from the Storefront checkout")
+
+
+def resolve_port(port: int | None) -> int:
+    if port is not None:
+        return port
+    given = os.environ.get("PORT")
+    if not given:
+        return DEFAULT_PORT
+    if not given.isdigit():
+        raise StartupError(f"PORT={given!r} is not a port number")
+    return int(given)
+
+
+@contextlib.contextmanager
+def local_stack(port: int | None = None, root: Path | None = None) -> Iterator[RunningStack]:
+    """Start everything; stop all of it, in reverse order, when the block exits."""
+    root = root or project_root()
+    port = resolve_port(port)
+    # Fail fast, before servers start, on what would stop the stack anyway.
+    _check_port_is_free(port)
+    template = load_template(root / "template.yaml")
+    with contextlib.ExitStack() as cleanup:
+        backends = _start_backends(root, cleanup)
+        _migrate(backends)
+        sample_product_id = _load_demo(backends)
+        fleet = FunctionFleet(template.functions, _function_environment(backends))
+        cleanup.callback(_quietly, "function containers", fleet.stop)
+        step(_functions_summary(template))
+        gateway = _start_gateway(Router(template.routes), fleet, port)
+        cleanup.callback(_quietly, "gateway", gateway.stop)
+        step(f"gateway: listening on {gateway.url}")
+        yield RunningStack(gateway.url, template, backends, sample_product_id)
+
+
+def _functions_summary(template: StackTemplate) -> str:
+    routed = {route.function_id for route in template.routes}
+    others = [spec for spec in template.functions.values() if spec.logical_id not in routed]
+    count = len(template.functions)
+    summary = f"functions: {count} from template.yaml, a process each on first use"
+    if others:
+        kinds = "/".join(sorted({kind for spec in others for kind in spec.event_types}))
+        summary += f"; {len(others)} without HTTP routes ({kinds or 'no events'}) do not run yet"
+    return summary
+
+
+def _start_backends(root: Path, cleanup: contextlib.ExitStack) -> Backends:
+    database_url = os.environ.get("DATABASE_URL")
+    if database_url:
+        step(f"PostgreSQL: {_redacted(database_url)} (DATABASE_URL)")
+        name = make_url(database_url).database or LOCAL_DATABASE
+        # Friendly on a fresh server; without the right to create databases,
+        # migrations report a missing one clearly enough.
+        with contextlib.suppress(Exception):
+            asyncio.run(create_database(database_url, name, exist_ok=True))
+    else:
+        step("PostgreSQL: starting the embedded server, data in .local/postgres")
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI);
+            # pgserver copes, and the warning would only alarm.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+            postgres = start_postgres(root / ".local" / "postgres")
+        cleanup.callback(_quietly, "PostgreSQL", postgres.stop)
+        asyncio.run(create_database(postgres.url(), LOCAL_DATABASE, exist_ok=True))
+        database_url = with_database(postgres.url(), LOCAL_DATABASE)
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        step(f"Redis: {_redacted(redis_url)} (REDIS_URL)")
+    else:
+        redis = start_redis(root / ".local" / "redis")
+        cleanup.callback(_quietly, "Redis", redis.stop)
+        redis_url = redis.url
+        step(f"Redis: embedded server on {redis_url}, data in .local/redis")
+    prefix = os.environ.get("REDIS_KEY_PREFIX") or Settings.model_fields["redis_key_prefix"].default
+    return Backends(database_url, redis_url, str(prefix))
+
+
+def _migrate(backends: Backends) -> None:
+    upgrade_to_head(backends.database_url)
+    step(f"migrations: database at revision {head_revision()}")
+
+
+def _load_demo(backends: Backends) -> str | None:
+    settings = Settings(
+        database_url=backends.database_url,
+        redis_url=backends.redis_url,
+        redis_key_prefix=backends.redis_key_prefix,
+    )
+
+    async def load() -> str | None:
+        resources = Resources.from_settings(settings)
+        try:
+            loaded = await load_demo_catalog(resources.engine, resources.cache)
+        finally:
+            await resources.close()
+        if loaded.created_products:
+            step(
+                f"demo catalog: loaded {loaded.created_products} products"
+                f" in {loaded.created_categories} new categories"
+            )
+        else:
+            step("demo catalog: products already present, left as they are")
+        return None if loaded.sample_product_id is None else str(loaded.sample_product_id)
+
+    return asyncio.run(load())
+
+
+def _function_environment(backends: Backends) -> dict[str, str]:
+    return {
+        "DATABASE_URL": backends.database_url,
+        "REDIS_URL": backends.redis_url,
+        "REDIS_KEY_PREFIX": backends.redis_key_prefix,
+    }
+
+
+def _check_port_is_free(port: int) -> None:
+    with socket.socket() as probe:
+        # As the server will: a port left in TIME_WAIT by the last run is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise StartupError(f"port {port} is in use; choose another with PORT=") from error
+
+
+def _start_gateway(router: Router, fleet: FunctionFleet, port: int) -> LocalGateway:
+    try:
+        gateway = LocalGateway(router, fleet, port=port)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise StartupError(f"port {port} is in use; choose another with PORT=") from error
+        raise
+    gateway.start()
+    return gateway
+
+
+def banner(stack: RunningStack) -> str:
+    url = stack.url
+    product = stack.sample_product_id or "<product id>"
+    lines = ["", f"  Storefront is running on {url}   (Ctrl-C to stop)", "", "  Routes:"]
+    width = max((len(route.path) for route in stack.template.routes), default=0)
+    for route in stack.template.routes:
+        lines.append(f"    {route.method:<7} {route.path:<{width}}  -> {route.function_id}")
+    lines += [
+        "",
+        "  Try:",
+        f"    curl -i {url}/health",
+        f"    curl '{url}/products?limit=3'",
+        f"    curl -i {url}/products/{product}",
+        f"    curl -i -X POST {url}/products -H 'content-type: application/json' \\",
+        """      -d '{"sku": "ACC-MUG-TRAVEL", "name": "Travel Mug", "price": "19.90"}'""",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    # Stopping takes a moment; a second Ctrl-C must not cut it off halfway.
+    for other in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(other, signal.SIG_IGN)
+    raise _Stop(signal.Signals(signum).name)
+
+
+def run_local_stack(port: int | None) -> int:
+    """Run until SIGINT or SIGTERM; 0 after a clean stop, 1 when the stack cannot start."""
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, _raise_stop) for signum in stop_signals}
+    try:
+        with local_stack(port) as stack:
+            print(banner(stack), file=sys.stderr, flush=True)
+            signal.pause()
+    except _Stop as stop:
+        # Cleanup already ran on the way out of the with-block.
+        step(f"stopped ({stop})")
+        return 0
+    except (StartupError, TemplateError) as error:
+        step(f"cannot start: {error}")
+        return 1
+    except Exception as error:
+        traceback.print_exc()
+        step(f"cannot start: {type(error).__name__}: {error}")
+        return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+def _quietly(what: str, stop: Callable[[], object]) -> None:
+    # One part failing to stop must not leave the others running.
+    try:
+        stop()
+    except Exception as error:
+        step(f"stopping {what} failed: {error}")
+
+
+def _redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+__all__ = ["Backends", "RunningStack", "banner", "local_stack", "project_root", "run_local_stack"]

@@ -1,0 +1,174 @@
+"""``storefront run`` end to end: a real process, real HTTP, real PostgreSQL and Redis.
+
+The stack gets a database of its own on the session's server (and its own
+Redis key prefix), so the demo catalog loads exactly as on a fresh machine
+and nothing it writes reaches the other tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from storefront_dev.databases import create_database, drop_database, with_database
+from storefront_dev.demo import DEMO_CATALOG
+from storefront_dev.embedded import free_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 60.0
+
+
+@dataclass
+class Output:
+    """Everything the process writes, collected by a thread so its pipe never fills."""
+
+    lines: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def collect(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    @property
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def wait_for(self, fragment: str, timeout: float = 5.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if fragment in self.text:
+                return self.text
+            time.sleep(0.05)
+        raise AssertionError(f"{fragment!r} never appeared in:\n{self.text}")
+
+
+@dataclass
+class Stack:
+    url: str
+    process: subprocess.Popen[str]
+    output: Output
+    client: httpx.Client
+
+
+@pytest.fixture(scope="module")
+def stack(database_server_url: str, redis_url: str, redis_key_prefix: str) -> Iterator[Stack]:
+    database = f"storefront_e2e_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(database_server_url, database))
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": with_database(database_server_url, database),
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": f"{redis_key_prefix}e2e:",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "storefront_dev.cli", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = Output()
+    threading.Thread(target=output.collect, args=(process,), daemon=True).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            _wait_until_healthy(client, process, output)
+            yield Stack(url, process, output, client)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        asyncio.run(drop_database(database_server_url, database))
+
+
+def _wait_until_healthy(client: httpx.Client, process: subprocess.Popen[str], out: Output) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"storefront run exited with {process.returncode}:\n{out.text}")
+        try:
+            if client.get("/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the stack did not answer /health within {STARTUP_TIMEOUT}s:\n{out.text}")
+
+
+def test_health(stack: Stack) -> None:
+    response = stack.client.get("/health")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+
+
+def test_products_lists_the_demo_catalog(stack: Stack) -> None:
+    response = stack.client.get("/products", params={"limit": 100})
+    assert response.status_code == 200
+    skus = {item["sku"] for item in response.json()["items"]}
+    demo_skus = {sku for items in DEMO_CATALOG.values() for sku, *_ in items}
+    assert demo_skus <= skus
+    assert all(isinstance(item["price"], str) for item in response.json()["items"])
+
+
+def test_a_created_product_can_be_read_back(stack: Stack) -> None:
+    new = {"sku": "E2E-TRAVEL-MUG", "name": "Travel Mug", "price": "19.90"}
+    created = stack.client.post("/products", json=new)
+    assert created.status_code == 201, created.text
+    location = created.headers["location"]
+    assert location == f"/products/{created.json()['id']}"
+
+    fetched = stack.client.get(location)
+    assert fetched.status_code == 200
+    assert {key: fetched.json()[key] for key in new} == new
+
+
+def test_an_unknown_route_is_api_gateways_404(stack: Stack) -> None:
+    response = stack.client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.json() == {"message": "Not Found"}
+
+
+def test_responses_carry_a_correlation_id(stack: Stack) -> None:
+    given = stack.client.get("/health", headers={"X-Correlation-Id": "e2e-correlation-1"})
+    assert given.headers["x-correlation-id"] == "e2e-correlation-1"
+    # Without one, the function uses API Gateway's request id.
+    generated = stack.client.get("/health")
+    assert generated.headers["x-correlation-id"] == generated.headers["apigw-requestid"]
+
+
+def test_invocations_are_reported_like_lambda(stack: Stack) -> None:
+    stack.client.get("/health")
+    stack.client.get("/health")
+    text = stack.output.wait_for("REPORT RequestId")
+    reports = [line for line in text.splitlines() if line.startswith("REPORT RequestId")]
+    assert len(reports) >= 2
+    # One container, one cold start.
+    assert sum("Init Duration" in line for line in reports) == 1
+    assert "Init Duration" in reports[0]
+
+
+def test_sigint_stops_everything_cleanly(stack: Stack) -> None:
+    stack.process.send_signal(signal.SIGINT)
+    assert stack.process.wait(timeout=10) == 0
+    stack.output.wait_for("stopped (SIGINT)")
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{stack.url}/health", timeout=1)

@@ -1,0 +1,168 @@
+"""What the local stack reads from template.yaml: the real one, and edge cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cfn_tools import load_yaml
+from storefront_dev.templates import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT_SECONDS,
+    HttpRoute,
+    TemplateError,
+    load_template,
+    parse_template,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CATALOG_ROUTES = {
+    ("GET", "/health"),
+    ("GET", "/health/ready"),
+    ("GET", "/products"),
+    ("POST", "/products"),
+    ("GET", "/products/{product_id}"),
+    ("PATCH", "/products/{product_id}"),
+    ("DELETE", "/products/{product_id}"),
+    ("GET", "/categories"),
+    ("POST", "/categories"),
+}
+
+
+@pytest.fixture(scope="module")
+def template_routes() -> list[HttpRoute]:
+    return list(load_template(ROOT / "template.yaml").routes)
+
+
+def test_the_catalog_routes_are_served_by_the_catalog_function(
+    template_routes: list[HttpRoute],
+) -> None:
+    catalog = {(r.method, r.path) for r in template_routes if r.function_id == "CatalogApiFunction"}
+    assert catalog >= CATALOG_ROUTES
+
+
+def test_every_route_has_one_function_only(template_routes: list[HttpRoute]) -> None:
+    keys = [route.route_key for route in template_routes]
+    assert len(keys) == len(set(keys))
+
+
+def test_every_routed_function_has_its_code_and_handler() -> None:
+    template = load_template(ROOT / "template.yaml")
+    for route in template.routes:
+        function = template.functions[route.function_id]
+        assert function.code_dir.is_dir(), function.code_dir
+        assert (function.code_dir / "app.py").is_file()
+        assert (function.code_dir / f"{function.handler_module}.py").is_file()
+        assert function.memory_mb >= 128
+        assert function.timeout_seconds >= 1
+
+
+def test_the_catalog_function_gets_literal_settings_only() -> None:
+    function = load_template(ROOT / "template.yaml").functions["CatalogApiFunction"]
+    assert function.handler == "app.handler"
+    assert function.code_dir == ROOT / "functions" / "catalog_api"
+    assert function.environment["POWERTOOLS_SERVICE_NAME"] == "catalog"  # function beats Globals
+    assert all(isinstance(value, str) for value in function.environment.values())
+    assert "DATABASE_HOST" not in function.environment  # a !Ref only CloudFormation resolves
+
+
+TEMPLATE = """
+Globals:
+  Function:
+    MemorySize: 256
+    Timeout: !Ref TimeoutParameter
+    Handler: app.handler
+    Environment:
+      Variables:
+        SHARED: from-globals
+        OVERRIDDEN: from-globals
+        HIDDEN_BY_REF: from-globals
+        COUNT: 3
+        ENABLED: true
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+  ProxyFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/proxy
+      Handler: handlers/main.entry
+      MemorySize: 1024
+      Environment:
+        Variables:
+          OVERRIDDEN: from-function
+          HIDDEN_BY_REF: !Ref Something
+          SUBSTITUTED: !Sub "${AWS::Region}-x"
+      Events:
+        Everything:
+          Type: HttpApi
+          Properties: {Method: any, Path: "/{proxy+}"}
+        Fallback:
+          Type: HttpApi
+        Nightly:
+          Type: ScheduleV2
+          Properties: {ScheduleExpression: rate(1 day)}
+  PlainFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/plain/
+"""
+
+
+def test_globals_and_function_properties_merge(tmp_path: Path) -> None:
+    template = parse_template(load_yaml(TEMPLATE), tmp_path)
+    proxy = template.functions["ProxyFunction"]
+    assert proxy.code_dir == (tmp_path / "functions" / "proxy").resolve()
+    assert (proxy.handler_module, proxy.handler_attribute) == ("handlers.main", "entry")
+    assert proxy.memory_mb == 1024
+    assert proxy.timeout_seconds == DEFAULT_TIMEOUT_SECONDS  # a !Ref is not a number we know
+    assert proxy.environment == {
+        "SHARED": "from-globals",
+        "OVERRIDDEN": "from-function",
+        "COUNT": "3",
+        "ENABLED": "true",
+    }
+    assert proxy.event_types == ("HttpApi", "HttpApi", "ScheduleV2")
+    plain = template.functions["PlainFunction"]
+    assert (plain.handler, plain.memory_mb) == ("app.handler", 256)
+    assert set(template.functions) == {"ProxyFunction", "PlainFunction"}
+
+
+def test_http_api_events_become_routes(tmp_path: Path) -> None:
+    template = parse_template(load_yaml(TEMPLATE), tmp_path)
+    assert template.routes == (
+        HttpRoute("ANY", "/{proxy+}", "ProxyFunction"),
+        HttpRoute("ANY", "$default", "ProxyFunction"),
+    )
+    assert [route.route_key for route in template.routes] == ["ANY /{proxy+}", "$default"]
+
+
+def test_sam_defaults_apply_without_globals(tmp_path: Path) -> None:
+    document = {
+        "Resources": {
+            "F": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {"CodeUri": "f/", "Handler": "app.handler"},
+            }
+        }
+    }
+    function = parse_template(document, tmp_path).functions["F"]
+    assert (function.memory_mb, function.timeout_seconds) == (
+        DEFAULT_MEMORY_MB,
+        DEFAULT_TIMEOUT_SECONDS,
+    )
+    assert function.environment == {}
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"CodeUri": {"Bucket": "b", "Key": "k"}, "Handler": "app.handler"},
+        {"CodeUri": "f/", "Handler": "no_attribute"},
+    ],
+)
+def test_what_cannot_run_locally_is_an_error(tmp_path: Path, properties: dict[str, object]) -> None:
+    document = {"Resources": {"F": {"Type": "AWS::Serverless::Function", "Properties": properties}}}
+    with pytest.raises(TemplateError, match="F"):
+        parse_template(document, tmp_path)
