@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,7 +59,7 @@ class Settings(BaseSettings):
     relay_batch_size: int = 500
     # "loop": an invocation relays until its time budget ends, woken by
     # LISTEN/NOTIFY; "single": one pass per schedule tick (cheapest, slower).
-    relay_mode: str = "loop"
+    relay_mode: Literal["loop", "single"] = "loop"
     relay_poll_seconds: float = 1.0
     # Stop this long before the Lambda deadline, to finish the batch in hand.
     time_budget_margin_ms: int = 2_000
