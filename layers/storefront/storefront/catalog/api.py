@@ -105,7 +105,7 @@ async def create_category(
 
 
 def create_catalog_app(resources: ResourcesProvider = container_resources) -> FastAPI:
-    return create_api("Storefront catalog", [router], resources)
+    return create_api("Storefront catalog", [router], resources, with_health=True)
 
 
 __all__ = ["create_catalog_app", "router"]

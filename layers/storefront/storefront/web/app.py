@@ -19,8 +19,14 @@ def create_api(
     title: str,
     routers: Sequence[APIRouter],
     resources: ResourcesProvider = container_resources,
+    *,
+    with_health: bool = False,
 ) -> FastAPI:
-    """An app serving ``routers`` plus /health; ``resources`` lets tests pass their own."""
+    """An app serving ``routers``; ``resources`` lets tests pass their own.
+
+    ``with_health`` adds /health and /health/ready: one function owns those paths
+    in the HTTP API (API Gateway routes a path to exactly one function).
+    """
     app = FastAPI(
         title=title,
         version="0.1.0",
@@ -33,7 +39,8 @@ def create_api(
     app.state.resources = resources
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(health.router)
+    if with_health:
+        app.include_router(health.router)
     for router in routers:
         app.include_router(router)
     return app

@@ -1,0 +1,93 @@
+"""The template and the code agree: handlers exist, every route is reachable."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from storefront.catalog.api import create_catalog_app
+from storefront.orders.api import create_orders_app
+from storefront_dev.routes import Router
+from storefront_dev.templates import StackTemplate, load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+API_APPS = {"CatalogApiFunction": create_catalog_app, "OrdersApiFunction": create_orders_app}
+
+
+@pytest.fixture(scope="module")
+def template() -> StackTemplate:
+    return load_template(ROOT / "template.yaml")
+
+
+def test_every_handler_exists(template: StackTemplate) -> None:
+    assert template.functions, "the template declares no function"
+    for spec in template.functions.values():
+        module = spec.code_dir / f"{spec.handler_module.replace('.', '/')}.py"
+        assert module.is_file(), f"{spec.logical_id}: {module} is missing"
+        tree = ast.parse(module.read_text())
+        assigned = {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        } | {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        assert spec.handler_attribute in assigned, f"{spec.logical_id}: no {spec.handler}"
+
+
+def test_function_folders_are_all_in_the_template(template: StackTemplate) -> None:
+    declared = {spec.code_dir.name for spec in template.functions.values()}
+    on_disk = {path.name for path in (ROOT / "functions").iterdir() if path.is_dir()}
+    assert on_disk - {"__pycache__"} == declared
+
+
+def served_routes(function_id: str) -> set[tuple[str, str]]:
+    """(method, path) of every operation the function's FastAPI app documents."""
+    app: FastAPI = API_APPS[function_id](lambda: None)  # type: ignore[arg-type,return-value]
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+
+
+@pytest.mark.parametrize("function_id", sorted(API_APPS))
+def test_every_fastapi_route_is_reachable_through_the_http_api(
+    template: StackTemplate, function_id: str
+) -> None:
+    router = Router(template.routes)
+    routes = served_routes(function_id)
+    assert len(routes) >= 5, "the app documents fewer routes than it serves"
+    for method, path in routes:
+        concrete = re.sub(r"\{[^}]+\}", "0190f0e0-0000-7000-8000-000000000000", path)
+        match = router.match(method, concrete)
+        assert match is not None, f"{method} {path} has no HttpApi route"
+        assert match.route.function_id == function_id, (
+            f"{method} {path} is routed to {match.route.function_id}"
+        )
+
+
+def test_every_http_route_is_served_by_its_function(template: StackTemplate) -> None:
+    for route in template.routes:
+        assert (route.method, route.path) in served_routes(route.function_id), (
+            f"{route.route_key} is not a route of {route.function_id}'s app"
+        )
+
+
+def test_every_function_without_http_routes_has_a_schedule(template: StackTemplate) -> None:
+    routed = {route.function_id for route in template.routes}
+    for spec in template.functions.values():
+        if spec.logical_id not in routed:
+            assert {"ScheduleV2", "Schedule"} & set(spec.event_types), (
+                f"{spec.logical_id} has neither routes nor a schedule: nothing would invoke it"
+            )
+
+
+def test_functions_run_python_3_12_on_arm64() -> None:
+    text = (ROOT / "template.yaml").read_text()
+    assert "Runtime: python3.12" in text
+    assert "Architectures: [arm64]" in text
