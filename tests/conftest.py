@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+
 from storefront.migrate import upgrade_to_head
 from storefront.resources import Resources
 from storefront.settings import Settings

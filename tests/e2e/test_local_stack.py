@@ -2,7 +2,8 @@
 
 The stack gets a database of its own on the session's server (and its own
 Redis key prefix), so the demo catalog loads exactly as on a fresh machine
-and nothing it writes reaches the other tests.
+and nothing it writes reaches the other tests. Its schedules run as they do
+under ``make run``: the relay and workers carry placed orders through the saga.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
 from storefront_dev.databases import create_database, drop_database, with_database
 from storefront_dev.demo import DEMO_CATALOG
 from storefront_dev.embedded import free_port
@@ -29,6 +33,9 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
+# How long a placed order may take to be confirmed before the saga counts as
+# broken: a bound on a functional wait, far above what it takes, not a speed test.
+SAGA_TIMEOUT = 20.0
 
 
 @dataclass
@@ -77,6 +84,7 @@ def stack(database_server_url: str, redis_url: str, redis_key_prefix: str) -> It
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": f"{redis_key_prefix}e2e:",
         "PYTHONUNBUFFERED": "1",
+        "LOCAL_SCHEDULES": "on",  # whatever the developer's shell says: the saga needs them
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "storefront_dev.cli", "run", "--port", str(port)],
@@ -159,11 +167,49 @@ def test_invocations_are_reported_like_lambda(stack: Stack) -> None:
     stack.client.get("/health")
     stack.client.get("/health")
     text = stack.output.wait_for("REPORT RequestId")
-    reports = [line for line in text.splitlines() if line.startswith("REPORT RequestId")]
+    # The catalog function's own: scheduled functions report into the same output.
+    reports = _reports_of("CatalogApiFunction", text)
     assert len(reports) >= 2
     # One container, one cold start.
     assert sum("Init Duration" in line for line in reports) == 1
     assert "Init Duration" in reports[0]
+
+
+def test_a_placed_order_is_confirmed_by_the_scheduled_functions(stack: Stack) -> None:
+    client = stack.client
+    product = {"sku": "E2E-SAGA-KETTLE", "name": "Kettle", "price": "39.00"}
+    created = client.post("/products", json=product)
+    assert created.status_code == 201, created.text
+    product_id = created.json()["id"]
+    stocked = client.put(f"/products/{product_id}/stock", json={"on_hand": 5})
+    assert stocked.status_code == 200, stocked.text
+
+    items = [{"product_id": product_id, "quantity": 2}]
+    placed = client.post("/orders", json={"items": items})
+    assert placed.status_code == 201, placed.text
+    placed_at = time.monotonic()
+    order_id = placed.json()["id"]
+
+    order = _wait_for_order(stack, order_id, until={"CONFIRMED", "REJECTED", "CANCELLED"})
+    # For the record, not asserted: how long the saga took, as polled and as stored.
+    stored = datetime.fromisoformat(order["updated_at"]) - datetime.fromisoformat(
+        order["created_at"]
+    )
+    print(
+        f"order {order['status']} {time.monotonic() - placed_at:.2f} s after POST returned"
+        f" (updated_at - created_at: {stored.total_seconds():.3f} s)"
+    )
+    assert order["status"] == "CONFIRMED"
+    stock = client.get(f"/products/{product_id}/stock")
+    assert stock.status_code == 200
+    assert {key: stock.json()[key] for key in ("on_hand", "reserved", "available")} == {
+        "on_hand": 5,
+        "reserved": 2,
+        "available": 3,
+    }
+    # Carried there by the scheduled functions, invoked as EventBridge would.
+    for function_id in ("OutboxRelayFunction", "InventoryWorkerFunction", "OrderWorkerFunction"):
+        assert f"SCHEDULE {function_id} rate(1 minute)" in stack.output.text
 
 
 def test_sigint_stops_everything_cleanly(stack: Stack) -> None:
@@ -172,3 +218,38 @@ def test_sigint_stops_everything_cleanly(stack: Stack) -> None:
     stack.output.wait_for("stopped (SIGINT)")
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{stack.url}/health", timeout=1)
+
+
+def _wait_for_order(stack: Stack, order_id: str, until: set[str]) -> dict[str, Any]:
+    """The order once its status is one of ``until``; fails after SAGA_TIMEOUT."""
+    deadline = time.monotonic() + SAGA_TIMEOUT
+    status = None
+    while time.monotonic() < deadline:
+        response = stack.client.get(f"/orders/{order_id}")
+        assert response.status_code == 200, response.text
+        order: dict[str, Any] = response.json()
+        status = order["status"]
+        if status in until:
+            return order
+        time.sleep(0.1)
+    # What the scheduled functions did, without the polling requests' lines.
+    said = [
+        line
+        for line in stack.output.text.splitlines()
+        if line.startswith("SCHEDULE") or "rror" in line or "timed out" in line
+    ]
+    story = "\n".join(said[-60:])
+    pytest.fail(f"order {order_id} still {status} after {SAGA_TIMEOUT} s; schedules:\n{story}")
+
+
+def _reports_of(function_id: str, text: str) -> list[str]:
+    """REPORT lines of one function's invocations, found through the gateway's log."""
+    served = f"-> {function_id} "  # gateway: "GET /health" 200 3.1 ms -> Function <request id>
+    request_ids = {
+        line.split(served, 1)[1].split()[0] for line in text.splitlines() if served in line
+    }
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith("REPORT RequestId") and line.split()[2] in request_ids
+    ]

@@ -17,6 +17,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+
 from storefront import runtime
 from storefront.settings import get_settings
 

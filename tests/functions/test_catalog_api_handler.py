@@ -6,8 +6,8 @@ import asyncio
 import json
 
 import pytest
-from storefront import runtime
 
+from storefront import runtime
 from tests.functions.conftest import Invoke, load_event
 
 

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from storefront.catalog.api import create_catalog_app
 from storefront.orders.api import create_orders_app
 from storefront.resources import Resources

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+
 from storefront.adapters.cache import Cache, CacheOutcome
 from storefront.adapters.circuit_breaker import CircuitBreaker
 from storefront.catalog.api import create_catalog_app
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront_dev.embedded import EmbeddedRedis, start_redis
-
 from tests.integration.conftest import counting_queries, create_product
 
 PRODUCT_SELECT = "FROM products"

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+
 from storefront.catalog.api import create_catalog_app
 from storefront.resources import Resources
 from storefront.settings import Settings

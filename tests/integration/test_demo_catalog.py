@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
 from storefront.migrate import upgrade_to_head
 from storefront.resources import Resources
 from storefront.settings import Settings

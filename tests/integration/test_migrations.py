@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
 import storefront.catalog.tables
 import storefront.events.outbox
 import storefront.inventory.tables
 import storefront.orders.tables  # noqa: F401  (register every table)
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy.engine import Connection
 from storefront.adapters.database import metadata
 from storefront.migrate import head_revision
 from storefront.resources import Resources

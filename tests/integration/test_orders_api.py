@@ -7,8 +7,8 @@ import uuid
 import httpx
 import pytest
 from sqlalchemy import text
-from storefront.resources import Resources
 
+from storefront.resources import Resources
 from tests.integration.conftest import create_product
 
 PROBLEM = "application/problem+json"

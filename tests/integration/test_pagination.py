@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 from sqlalchemy import text
+
 from storefront.pagination import encode_cursor
 from storefront.resources import Resources
-
 from tests.integration.conftest import counting_queries, create_product
 
 

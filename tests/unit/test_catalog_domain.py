@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
+
 from storefront.catalog.domain import NewProduct, ProductChanges
 from storefront.errors import InvalidInput
 

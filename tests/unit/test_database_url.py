@@ -1,4 +1,5 @@
 import pytest
+
 from storefront.adapters.database import asyncpg_url
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from moto import mock_aws
+
 from storefront.adapters.endpoints import MissingEndpoint, database_url, read_secret, redis_url
 from storefront.settings import Settings
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from storefront_dev.gateway import MAX_BODY_BYTES, LocalGateway
 from storefront_dev.lambda_process import Invocation
 from storefront_dev.routes import Router

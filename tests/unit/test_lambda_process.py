@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from storefront_dev.lambda_process import FunctionFleet
+
+from storefront_dev.lambda_process import FunctionFleet, Invocation
 from storefront_dev.templates import FunctionSpec
 
 HANDLER = """
@@ -162,6 +165,43 @@ def test_report_lines_carry_init_duration_on_cold_starts_only(
         assert field in reports[1]
     assert f"START RequestId: {second.request_id} Version: $LATEST" in lines
     assert f"END RequestId: {second.request_id}" in lines
+
+
+def test_a_missing_code_directory_fails_like_an_import(tmp_path: Path) -> None:
+    spec = function(tmp_path, "Missing")
+    spec = dataclasses.replace(spec, code_dir=tmp_path / "not-written-yet")
+    fleet = FunctionFleet({"Missing": spec}, {})
+    try:
+        failed = fleet.invoke("Missing", {})
+    finally:
+        fleet.stop()
+    assert failed.error is not None
+    assert failed.error["errorType"] == "Runtime.ImportModuleError"
+    assert "not-written-yet" in failed.error["errorMessage"]
+
+
+def test_stopping_ends_a_running_invocation_as_stopped(tmp_path: Path) -> None:
+    marker = tmp_path / "running"
+    source = (
+        "import pathlib, time\n"
+        "def handler(event, context):\n"
+        f"    pathlib.Path({str(marker)!r}).touch()\n"
+        "    time.sleep(60)\n"
+    )
+    fleet = FunctionFleet({"Looping": function(tmp_path, "Looping", timeout=90, source=source)}, {})
+    results: list[Invocation] = []
+    running = threading.Thread(target=lambda: results.append(fleet.invoke("Looping", {})))
+    running.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists(), "the invocation never started"
+    finally:
+        fleet.stop()
+        running.join(timeout=30)
+    assert results[0].error is not None
+    assert results[0].error["errorType"] == "Runtime.Stopped"
 
 
 def test_a_stopped_fleet_refuses_invocations(fleet: FunctionFleet) -> None:

@@ -1,6 +1,7 @@
 from uuid import uuid4
 
 import pytest
+
 from storefront.errors import InvalidInput
 from storefront.pagination import decode_cursor, encode_cursor
 

@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+
 from storefront_dev.routes import (
     GatewayRequest,
     RouteMatch,

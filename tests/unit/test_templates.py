@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 from cfn_tools import load_yaml
+
 from storefront_dev.templates import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_SECONDS,
     HttpRoute,
+    Schedule,
     TemplateError,
     load_template,
     parse_template,
@@ -165,4 +167,70 @@ def test_sam_defaults_apply_without_globals(tmp_path: Path) -> None:
 def test_what_cannot_run_locally_is_an_error(tmp_path: Path, properties: dict[str, object]) -> None:
     document = {"Resources": {"F": {"Type": "AWS::Serverless::Function", "Properties": properties}}}
     with pytest.raises(TemplateError, match="F"):
+        parse_template(document, tmp_path)
+
+
+def test_the_scheduled_functions_and_their_schedules() -> None:
+    template = load_template(ROOT / "template.yaml")
+    schedules = {schedule.function_id: schedule for schedule in template.schedules}
+    assert {name: schedule.expression for name, schedule in schedules.items()} == {
+        "OutboxRelayFunction": "rate(1 minute)",
+        "InventoryWorkerFunction": "rate(1 minute)",
+        "OrderWorkerFunction": "rate(1 minute)",
+        "OutboxCleanupFunction": "rate(1 hour)",
+    }
+    relay = schedules["OutboxRelayFunction"]
+    assert (relay.name, relay.event_type, relay.group) == (
+        "OutboxRelayFunctionEveryMinute",
+        "ScheduleV2",
+        "default",
+    )
+    assert all(schedule.enabled and schedule.input is None for schedule in schedules.values())
+    # Each loops until its budget ends: a Timeout past the rate makes them overlap.
+    assert template.functions["OutboxRelayFunction"].timeout_seconds > 60
+
+
+def test_schedule_events_become_schedules(tmp_path: Path) -> None:
+    template = parse_template(load_yaml(TEMPLATE), tmp_path)
+    assert template.schedules == (Schedule("ProxyFunction", "rate(1 day)", "ProxyFunctionNightly"),)
+
+
+def test_schedule_properties_are_read(tmp_path: Path) -> None:
+    events = {
+        "Named": {
+            "Type": "ScheduleV2",
+            "Properties": {
+                "ScheduleExpression": "cron(0 3 * * ? *)",
+                "Name": "nightly-report",
+                "GroupName": "reports",
+                "State": "DISABLED",
+                "Input": '{"mode": "full"}',
+            },
+        },
+        "Rule": {
+            "Type": "Schedule",
+            "Properties": {"Schedule": "rate(5 minutes)", "Enabled": False},
+        },
+    }
+    properties = {"CodeUri": "f/", "Handler": "app.handler", "Events": events}
+    document = {"Resources": {"F": {"Type": "AWS::Serverless::Function", "Properties": properties}}}
+    assert parse_template(document, tmp_path).schedules == (
+        Schedule(
+            "F",
+            "cron(0 3 * * ? *)",
+            "nightly-report",
+            "ScheduleV2",
+            "reports",
+            False,
+            '{"mode": "full"}',
+        ),
+        Schedule("F", "rate(5 minutes)", "FRule", "Schedule", "default", False, None),
+    )
+
+
+def test_a_schedule_expression_only_cloudformation_resolves_is_an_error(tmp_path: Path) -> None:
+    events = {"Tick": {"Type": "ScheduleV2", "Properties": {"ScheduleExpression": {"Ref": "Rate"}}}}
+    properties = {"CodeUri": "f/", "Handler": "app.handler", "Events": events}
+    document = {"Resources": {"F": {"Type": "AWS::Serverless::Function", "Properties": properties}}}
+    with pytest.raises(TemplateError, match=r"F\.Tick"):
         parse_template(document, tmp_path)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from storefront.adapters.cache import Cache
 from storefront.adapters.database import UnitOfWork
 from storefront.catalog import repository, service

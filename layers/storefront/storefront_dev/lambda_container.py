@@ -82,10 +82,11 @@ def serve_container(
 
 
 def _init(connection: Connection, spec: FunctionSpec) -> Callable[..., Any] | None:
-    # Lambda runs the handler module from the task root, with it first on sys.path.
-    os.chdir(spec.code_dir)
-    sys.path.insert(0, str(spec.code_dir))
     try:
+        # Lambda runs the handler module from the task root, with it first on
+        # sys.path; a task root that is not there (yet) fails like an import.
+        os.chdir(spec.code_dir)
+        sys.path.insert(0, str(spec.code_dir))
         module = importlib.import_module(spec.handler_module)
         handler = getattr(module, spec.handler_attribute)
     except Exception as error:

@@ -10,7 +10,7 @@ Events and results cross the process boundary as JSON, as they do in Lambda, so
 a result Lambda could not marshal fails here too. The Timeout from the template
 is a real deadline: past it the worker is killed, and the next invocation pays
 a new cold start, as in Lambda. Any caller with an event can invoke a function:
-the gateway with API Gateway events now, a scheduler with EventBridge events later.
+the gateway with API Gateway events, the scheduler with EventBridge events.
 """
 
 from __future__ import annotations
@@ -97,6 +97,10 @@ class FunctionWorker:
                 kind, body, duration_ms, memory_mb = connection.recv()
             except (EOFError, OSError):
                 code = self._reap()
+                if self._stopped:
+                    # Killed by stop(): the stack is going down, nothing failed.
+                    error = _error("Runtime.Stopped", "the local stack stopped mid-invocation")
+                    return self._finish(request_id, started, None, error, status="stopped")
                 detail = f"Runtime exited with error: exit status {code}"
                 _log(f"RequestId: {request_id} Error: {detail}\nRuntime.ExitError")
                 error = _error("Runtime.ExitError", f"RequestId: {request_id} Error: {detail}")

@@ -2,8 +2,11 @@
 
 PostgreSQL and Redis come from DATABASE_URL / REDIS_URL, else from embedded
 servers whose data stays under ``.local/`` between runs. Then migrations, the
-demo catalog (once), and the local API Gateway serving ``template.yaml``'s
-routes, each function in its own warm container process.
+demo catalog (once), the local API Gateway serving ``template.yaml``'s routes,
+and its schedules: each scheduled function (relay, workers, cleanup) is invoked
+at start-up and on its schedule, so the order saga runs locally. Every function
+runs in its own warm container process. ``LOCAL_SCHEDULES=off`` leaves the
+scheduled functions idle (to drive them from tests or a debugger instead).
 """
 
 from __future__ import annotations
@@ -23,20 +26,23 @@ from pathlib import Path
 from types import FrameType
 
 from sqlalchemy.engine import make_url
+
 from storefront.migrate import head_revision, upgrade_to_head
 from storefront.resources import Resources
 from storefront.settings import Settings
-
+from storefront_dev.banner import banner, functions_summary, schedules_summary
 from storefront_dev.databases import create_database, with_database
 from storefront_dev.demo import load_demo_catalog
 from storefront_dev.embedded import start_postgres, start_redis
 from storefront_dev.gateway import LocalGateway
 from storefront_dev.lambda_process import FunctionFleet
 from storefront_dev.routes import Router
+from storefront_dev.scheduler import LocalScheduler, parse_expression
 from storefront_dev.templates import StackTemplate, TemplateError, load_template
 
 DEFAULT_PORT = 3000
 LOCAL_DATABASE = "storefront"
+SCHEDULES_VARIABLE = "LOCAL_SCHEDULES"
 
 
 class StartupError(Exception):
@@ -56,6 +62,7 @@ class RunningStack:
     template: StackTemplate
     backends: Backends
     sample_product_id: str | None
+    schedules_on: bool = True
 
 
 def step(message: str) -> None:
@@ -92,28 +99,36 @@ def local_stack(port: int | None = None, root: Path | None = None) -> Iterator[R
     # Fail fast, before servers start, on what would stop the stack anyway.
     _check_port_is_free(port)
     template = load_template(root / "template.yaml")
+    schedules_on = _schedules_on()
+    for schedule in template.schedules:
+        parse_expression(schedule.expression)  # one the scheduler cannot run stops us here
     with contextlib.ExitStack() as cleanup:
         backends = _start_backends(root, cleanup)
         _migrate(backends)
         sample_product_id = _load_demo(backends)
         fleet = FunctionFleet(template.functions, _function_environment(backends))
+        scheduler = LocalScheduler(fleet, template.schedules if schedules_on else ())
+        # Exit callbacks run in reverse: the scheduler stops issuing invocations
+        # first, the fleet's stop then ends the running ones, and only then can
+        # the scheduler's threads be joined.
+        cleanup.callback(_quietly, "schedules", scheduler.join)
         cleanup.callback(_quietly, "function containers", fleet.stop)
-        step(_functions_summary(template))
+        step(functions_summary(template))
         gateway = _start_gateway(Router(template.routes), fleet, port)
         cleanup.callback(_quietly, "gateway", gateway.stop)
         step(f"gateway: listening on {gateway.url}")
-        yield RunningStack(gateway.url, template, backends, sample_product_id)
+        if template.schedules:
+            step(schedules_summary(template, schedules_on))
+        scheduler.start()
+        cleanup.callback(_quietly, "schedules", scheduler.stop)
+        yield RunningStack(gateway.url, template, backends, sample_product_id, schedules_on)
 
 
-def _functions_summary(template: StackTemplate) -> str:
-    routed = {route.function_id for route in template.routes}
-    others = [spec for spec in template.functions.values() if spec.logical_id not in routed]
-    count = len(template.functions)
-    summary = f"functions: {count} from template.yaml, a process each on first use"
-    if others:
-        kinds = "/".join(sorted({kind for spec in others for kind in spec.event_types}))
-        summary += f"; {len(others)} without HTTP routes ({kinds or 'no events'}) do not run yet"
-    return summary
+def _schedules_on() -> bool:
+    value = os.environ.get(SCHEDULES_VARIABLE, "on").strip().lower()
+    if value not in ("on", "off"):
+        raise StartupError(f"{SCHEDULES_VARIABLE}={value!r}: use on (the default) or off")
+    return value == "on"
 
 
 def _start_backends(root: Path, cleanup: contextlib.ExitStack) -> Backends:
@@ -204,26 +219,6 @@ def _start_gateway(router: Router, fleet: FunctionFleet, port: int) -> LocalGate
         raise
     gateway.start()
     return gateway
-
-
-def banner(stack: RunningStack) -> str:
-    url = stack.url
-    product = stack.sample_product_id or "<product id>"
-    lines = ["", f"  Storefront is running on {url}   (Ctrl-C to stop)", "", "  Routes:"]
-    width = max((len(route.path) for route in stack.template.routes), default=0)
-    for route in stack.template.routes:
-        lines.append(f"    {route.method:<7} {route.path:<{width}}  -> {route.function_id}")
-    lines += [
-        "",
-        "  Try:",
-        f"    curl -i {url}/health",
-        f"    curl '{url}/products?limit=3'",
-        f"    curl -i {url}/products/{product}",
-        f"    curl -i -X POST {url}/products -H 'content-type: application/json' \\",
-        """      -d '{"sku": "ACC-MUG-TRAVEL", "name": "Travel Mug", "price": "19.90"}'""",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 class _Stop(Exception):

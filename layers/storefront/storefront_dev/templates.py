@@ -1,4 +1,4 @@
-"""What the local stack needs from ``template.yaml``: functions and their HTTP routes.
+"""What the local stack needs from ``template.yaml``: functions, HTTP routes, schedules.
 
 The template stays the single source of truth: the local gateway serves exactly
 the routes API Gateway would, with each function's own code directory, handler,
@@ -21,6 +21,9 @@ DEFAULT_TIMEOUT_SECONDS = 3
 # An HttpApi event without Method and Path is the API's catch-all route.
 DEFAULT_ROUTE = "$default"
 
+# EventBridge Scheduler schedules (ScheduleV2) and EventBridge rules (Schedule).
+SCHEDULE_EVENT_TYPES = ("ScheduleV2", "Schedule")
+
 
 class TemplateError(ValueError):
     """The template describes something the local stack cannot run."""
@@ -37,7 +40,7 @@ class FunctionSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     # The Type of each of its Events ("HttpApi", "ScheduleV2", ...), for whatever
-    # invokes it locally: the gateway now, a scheduler later.
+    # invokes it locally: the gateway, the scheduler.
     event_types: tuple[str, ...] = ()
 
     @property
@@ -57,10 +60,27 @@ class HttpRoute:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A ScheduleV2 (EventBridge Scheduler) or Schedule (EventBridge rule) event."""
+
+    function_id: str
+    expression: str  # "rate(1 minute)", "cron(0 3 * * ? *)", as written
+    # The schedule's (or rule's) Name, else what SAM calls the resource it
+    # generates: the function's logical id followed by the event's.
+    name: str
+    event_type: str = "ScheduleV2"
+    group: str = "default"  # ScheduleV2's GroupName; rules have none
+    enabled: bool = True  # State: DISABLED (or Enabled: false) deploys it switched off
+    # A literal Input replaces the default scheduled event as the function's event.
+    input: str | None = None
+
+
+@dataclass(frozen=True)
 class StackTemplate:
     path: Path
     functions: Mapping[str, FunctionSpec]
     routes: tuple[HttpRoute, ...]
+    schedules: tuple[Schedule, ...] = ()
 
 
 def load_template(path: Path) -> StackTemplate:
@@ -80,6 +100,7 @@ def parse_template(
     globals_ = _mapping(_mapping(document.get("Globals")).get("Function"))
     functions: dict[str, FunctionSpec] = {}
     routes: list[HttpRoute] = []
+    schedules: list[Schedule] = []
     for logical_id, resource in _mapping(document.get("Resources")).items():
         resource = _mapping(resource)
         if resource.get("Type") != "AWS::Serverless::Function":
@@ -87,7 +108,10 @@ def parse_template(
         properties = _mapping(resource.get("Properties"))
         functions[logical_id] = _function(logical_id, properties, globals_, base_dir)
         routes.extend(_http_routes(logical_id, properties))
-    return StackTemplate(path or base_dir / "template.yaml", functions, tuple(routes))
+        schedules.extend(_schedules(logical_id, properties))
+    return StackTemplate(
+        path or base_dir / "template.yaml", functions, tuple(routes), tuple(schedules)
+    )
 
 
 def _function(
@@ -164,6 +188,36 @@ def _http_routes(logical_id: str, properties: Mapping[str, Any]) -> list[HttpRou
     return routes
 
 
+def _schedules(logical_id: str, properties: Mapping[str, Any]) -> list[Schedule]:
+    schedules = []
+    for event_id, event in _mapping(properties.get("Events")).items():
+        event = _mapping(event)
+        event_type = event.get("Type")
+        if event_type not in SCHEDULE_EVENT_TYPES:
+            continue
+        event_properties = _mapping(event.get("Properties"))
+        key = "ScheduleExpression" if event_type == "ScheduleV2" else "Schedule"
+        expression = event_properties.get(key)
+        if not isinstance(expression, str):
+            raise TemplateError(f"{logical_id}.{event_id}: {key} must be a literal to run locally")
+        name = _literal(event_properties.get("Name")) or f"{logical_id}{event_id}"
+        group = _literal(event_properties.get("GroupName")) or "default"
+        state = _literal(event_properties.get("State")) or "ENABLED"
+        enabled = event_properties.get("Enabled", True) is not False and state != "DISABLED"
+        schedules.append(
+            Schedule(
+                logical_id,
+                expression.strip(),
+                name,
+                str(event_type),
+                group,
+                enabled,
+                _literal(event_properties.get("Input")),
+            )
+        )
+    return schedules
+
+
 def _events(properties: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [_mapping(event) for event in _mapping(properties.get("Events")).values()]
 
@@ -174,8 +228,10 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 __all__ = [
     "DEFAULT_ROUTE",
+    "SCHEDULE_EVENT_TYPES",
     "FunctionSpec",
     "HttpRoute",
+    "Schedule",
     "StackTemplate",
     "TemplateError",
     "load_template",
