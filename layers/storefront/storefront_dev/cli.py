@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from storefront_dev.dlq import add_dlq_commands
+
 
 def _migrate(args: argparse.Namespace) -> int:
     from storefront.adapters.endpoints import database_url
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="start the local stack (make run)")
     run.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
     run.set_defaults(func=_run)
+    add_dlq_commands(commands)
     return parser
 
 

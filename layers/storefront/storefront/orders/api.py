@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, FastAPI, Query, Response, status
 
+from storefront.events.api import router as events_router
 from storefront.inventory.api import router as stock_router
 from storefront.orders import service
 from storefront.orders.domain import Order, OrderPage, OrderQuery, OrderStatus, PlaceOrder
@@ -67,4 +68,4 @@ async def cancel_order(
 
 
 def create_orders_app(resources: ResourcesProvider = container_resources) -> FastAPI:
-    return create_api("Storefront orders", [router, stock_router], resources)
+    return create_api("Storefront orders", [router, stock_router, events_router], resources)

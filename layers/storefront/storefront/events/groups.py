@@ -1,0 +1,56 @@
+"""Consumer groups: which ones the deployment runs, and creating them.
+
+Every partition stream is read by every consumer group; each group keeps its
+own position and pending entries. Groups are created at id ``0`` with
+``MKSTREAM``: a group that appears after the relay has already published
+still reads every entry from the start (cleanup never trims below a group
+that does not exist yet, see :mod:`.cleanup`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from storefront.events.partitions import stream_key
+from storefront.settings import Settings
+
+__all__ = ["CONSUMER_GROUPS", "consumer_name", "ensure_groups"]
+
+# Every consumer group the deployment runs, one per worker function. Cleanup
+# trims a stream only below what ALL of these have consumed, so a group that
+# is listed but not created yet (a worker that has never run) holds trimming
+# back instead of losing the events it has not read. A worker whose registry
+# is not listed here refuses to start (storefront.events.worker).
+CONSUMER_GROUPS: tuple[str, ...] = ("inventory", "orders")
+
+
+def consumer_name(group: str) -> str:
+    """The one consumer name a group reads every partition stream under.
+
+    A stream IS one partition, so one name per group is one stable name per
+    (group, partition): whoever holds a partition's lease next reads the
+    entries a crashed holder left pending first, in order, with
+    ``XREADGROUP ... 0``, and one ``XREADGROUP`` call can cover every
+    partition a consumer holds.
+    """
+    return f"{group}-holder"
+
+
+async def ensure_groups(redis: Redis, settings: Settings, groups: Collection[str]) -> None:
+    """Create ``groups`` on every partition stream (and the streams); idempotent."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for partition in range(settings.event_partitions):
+            for group in groups:
+                pipe.xgroup_create(
+                    stream_key(settings.redis_key_prefix, partition), group, id="0", mkstream=True
+                )
+        results = await pipe.execute(raise_on_error=False)
+    for result in results:
+        # BUSYGROUP: the group exists already, which is the usual case.
+        if isinstance(result, ResponseError) and str(result).startswith("BUSYGROUP"):
+            continue
+        if isinstance(result, Exception):
+            raise result
