@@ -11,6 +11,7 @@ from storefront.events.handlers import HandlerRegistry
 from storefront.inventory import repository
 from storefront.inventory.events import Shortage, StockRejected, StockReleased, StockReserved
 from storefront.orders import repository as orders
+from storefront.orders.domain import OrderStatus
 from storefront.orders.events import OrderCancelled, OrderPlaced
 
 inventory_handlers = HandlerRegistry("inventory")
@@ -19,8 +20,12 @@ inventory_handlers = HandlerRegistry("inventory")
 @inventory_handlers.on(OrderPlaced)
 async def reserve_stock(payload: OrderPlaced, event: Event, uow: UnitOfWork) -> Sequence[Event]:
     # The order's row lock serialises this event with a concurrent cancel of
-    # the same order, so the order's events commit in outbox id order.
-    await orders.get_order(uow.connection, payload.order_id, for_update=True)
+    # the same order, so the order's events commit in outbox id order. An
+    # order cancelled before its stock was reserved holds nothing: reserving
+    # would only starve other orders until the release came through.
+    order = await orders.get_order(uow.connection, payload.order_id, for_update=True)
+    if order is None or order.status is not OrderStatus.PENDING:
+        return []
     wanted = {line.product_id: line.quantity for line in payload.items}
     stock = await repository.lock_stock(uow.connection, sorted(wanted))
     shortages = [
