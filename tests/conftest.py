@@ -12,6 +12,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,15 +39,25 @@ def database_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     server.stop()
 
 
+@contextmanager
+def own_database(server_url: str, label: str, *, migrated: bool = True) -> Iterator[str]:
+    """A database of its own on ``server_url``, dropped when the block ends."""
+    name = f"storefront_{label}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(server_url, name))
+    url = with_database(server_url, name)
+    try:
+        if migrated:
+            upgrade_to_head(url)
+        yield url
+    finally:
+        asyncio.run(drop_database(server_url, name))
+
+
 @pytest.fixture(scope="session")
 def database_url(database_server_url: str) -> Iterator[str]:
     """A freshly migrated database of this run's own, dropped at the end."""
-    name = f"storefront_test_{RUN_ID}"
-    asyncio.run(create_database(database_server_url, name))
-    url = with_database(database_server_url, name)
-    upgrade_to_head(url)
-    yield url
-    asyncio.run(drop_database(database_server_url, name))
+    with own_database(database_server_url, f"test_{RUN_ID}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -8,14 +8,12 @@ under ``make run``: the relay and workers carry placed orders through the saga.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from storefront_dev.databases import create_database, drop_database, with_database
 from storefront_dev.demo import DEMO_CATALOG
 from storefront_dev.embedded import free_port
+from tests.conftest import own_database
 
 pytestmark = pytest.mark.e2e
 
@@ -75,14 +73,18 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(database_server_url: str, redis_url: str, redis_key_prefix: str) -> Iterator[Stack]:
-    database = f"storefront_e2e_{uuid.uuid4().hex[:10]}"
-    asyncio.run(create_database(database_server_url, database))
+    # The stack migrates its database itself: that is part of what is tested.
+    with own_database(database_server_url, "e2e", migrated=False) as database_url:
+        yield from _running_stack(database_url, redis_url, f"{redis_key_prefix}e2e:")
+
+
+def _running_stack(database_url: str, redis_url: str, key_prefix: str) -> Iterator[Stack]:
     port = free_port()
     environment = {
         **os.environ,
-        "DATABASE_URL": with_database(database_server_url, database),
+        "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": f"{redis_key_prefix}e2e:",
+        "REDIS_KEY_PREFIX": key_prefix,
         "PYTHONUNBUFFERED": "1",
         "LOCAL_SCHEDULES": "on",  # whatever the developer's shell says: the saga needs them
     }
@@ -105,7 +107,6 @@ def stack(database_server_url: str, redis_url: str, redis_key_prefix: str) -> It
         if process.poll() is None:
             process.kill()
             process.wait()
-        asyncio.run(drop_database(database_server_url, database))
 
 
 def _wait_until_healthy(client: httpx.Client, process: subprocess.Popen[str], out: Output) -> None:

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from storefront.migrate import upgrade_to_head
 from storefront.resources import Resources
 from storefront.settings import Settings
-from storefront_dev.databases import create_database, drop_database, with_database
 from storefront_dev.demo import DEMO_CATALOG, load_demo_catalog
+from tests.conftest import own_database
 
 
 @pytest.fixture
 def fresh_database(database_server_url: str) -> Iterator[str]:
     # Synchronous: Alembic's async environment runs its own event loop.
-    name = f"storefront_demo_{uuid.uuid4().hex[:10]}"
-    asyncio.run(create_database(database_server_url, name))
-    url = with_database(database_server_url, name)
-    upgrade_to_head(url)
-    yield url
-    asyncio.run(drop_database(database_server_url, name))
+    with own_database(database_server_url, "demo") as url:
+        yield url
 
 
 @pytest.fixture
