@@ -1,0 +1,1 @@
+"""Authentication: who is calling (JWT bearer tokens) and what they may do."""
