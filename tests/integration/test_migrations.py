@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 
 import storefront.catalog.tables
 import storefront.events.outbox
+import storefront.idempotency
 import storefront.inventory.tables
 import storefront.orders.tables  # noqa: F401  (register every table)
 from storefront.adapters.database import metadata

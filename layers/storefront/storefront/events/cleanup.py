@@ -5,6 +5,7 @@
   own short transaction, so cleanup never holds long locks. An inbox row is
   what makes a redelivery a no-op: redeliveries come within minutes, but a
   dead letter replayed after the inbox retention is handled again.
+* Idempotency keys past their 24 h expiry are deleted the same way.
 * Each partition stream is trimmed with ``XTRIM MINID`` strictly below what
   EVERY group has consumed: for each group, the lower of the id after its
   last-delivered id and its oldest pending id. An entry that some group has
@@ -34,6 +35,7 @@ from storefront.events.dead_letters import count_dead_letters
 from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.outbox import inbox, outbox
 from storefront.events.partitions import stream_key
+from storefront.idempotency import idempotency_keys
 from storefront.observability import metrics
 from storefront.resources import Resources
 from storefront.scheduled_handler import ScheduledJob
@@ -51,6 +53,7 @@ StreamId = tuple[int, int]
 class CleanupStats:
     outbox_deleted: int = 0
     inbox_deleted: int = 0
+    idempotency_keys_deleted: int = 0
     entries_trimmed: int = 0
     # Partitions not trimmed: no group, or an expected group missing.
     streams_held_back: list[int] = field(default_factory=list)
@@ -59,6 +62,7 @@ class CleanupStats:
         return {
             "outbox_deleted": self.outbox_deleted,
             "inbox_deleted": self.inbox_deleted,
+            "idempotency_keys_deleted": self.idempotency_keys_deleted,
             "entries_trimmed": self.entries_trimmed,
             "streams_held_back": self.streams_held_back,
         }
@@ -96,6 +100,18 @@ async def run_cleanup(
         ),
         in_budget,
     )
+    expired = select(idempotency_keys.c.scope, idempotency_keys.c.key).where(
+        idempotency_keys.c.expires_at < func.now()
+    )
+    stats.idempotency_keys_deleted = await _delete_in_batches(
+        engine,
+        lambda: delete(idempotency_keys).where(
+            tuple_(idempotency_keys.c.scope, idempotency_keys.c.key).in_(
+                expired.limit(DELETE_BATCH_SIZE)
+            )
+        ),
+        in_budget,
+    )
     return stats
 
 
@@ -114,6 +130,7 @@ def cleanup_job(groups: Collection[str] = CONSUMER_GROUPS) -> ScheduledJob:
         for name, value in (
             ("OutboxRowsDeleted", stats.outbox_deleted),
             ("InboxRowsDeleted", stats.inbox_deleted),
+            ("IdempotencyKeysDeleted", stats.idempotency_keys_deleted),
             ("StreamEntriesTrimmed", stats.entries_trimmed),
             ("DeadLetterCount", dead_letters),
         ):

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import storefront.catalog.tables
 import storefront.events.outbox
+import storefront.idempotency
 import storefront.inventory.tables
 import storefront.orders.tables  # noqa: F401
 from storefront.adapters.database import metadata
