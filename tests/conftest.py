@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,9 +23,19 @@ from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront_dev.databases import create_database, drop_database, with_database
 from storefront_dev.embedded import start_postgres, start_redis
+from storefront_dev.local_auth import LocalAuth, mint_token
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:10]
+# HS256, as the local stack runs: tests mint their own tokens with this secret.
+TEST_AUTH = LocalAuth(
+    secret="storefront-test-secret-" + "0123456789abcdef" * 2,
+    issuer="storefront-test",
+    audience="storefront",
+    admin_claim="cognito:groups",
+    admin_value="admin",
+)
+ADMIN_SUBJECT = "test-admin"
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +97,31 @@ def settings(database_url: str, redis_url: str, redis_key_prefix: str) -> Settin
         database_url=database_url,
         redis_url=redis_url,
         redis_key_prefix=redis_key_prefix,
+        auth_algorithms="HS256",
+        auth_hs256_secret=TEST_AUTH.secret,
+        auth_issuer=TEST_AUTH.issuer,
+        auth_audience=TEST_AUTH.audience,
     )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def token_for(subject: str, *, admin: bool = False) -> str:
+    """A valid token for the test settings (a day long: sessions never outlive it)."""
+    return mint_token(TEST_AUTH, subject, admin=admin, ttl_seconds=86_400)
+
+
+@pytest.fixture(scope="session")
+def admin_headers() -> dict[str, str]:
+    return bearer(token_for(ADMIN_SUBJECT, admin=True))
+
+
+@pytest.fixture(scope="session")
+def customer_headers() -> Callable[[str], dict[str, str]]:
+    """``customer_headers("alice")``: the headers of a customer's request."""
+    return lambda subject: bearer(token_for(subject))
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ under ``make run``: the relay and workers carry placed orders through the saga.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -68,7 +69,20 @@ class Stack:
     url: str
     process: subprocess.Popen[str]
     output: Output
-    client: httpx.Client
+    client: httpx.Client  # as an admin, with a token from ``storefront token --admin``
+    environment: dict[str, str]
+
+    def token(self, *args: str) -> str:
+        """``storefront token ARGS``, as the README has developers run it."""
+        minted = subprocess.run(
+            [sys.executable, "-m", "storefront_dev.cli", "token", *args],
+            cwd=ROOT,
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return minted.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +94,16 @@ def stack(database_server_url: str, redis_url: str, redis_key_prefix: str) -> It
 
 def _running_stack(database_url: str, redis_url: str, key_prefix: str) -> Iterator[Stack]:
     port = free_port()
+    # Tokens from a real issuer configured in the developer's shell do not apply.
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"AUTH_JWKS_URL", "AUTH_SECRET_ARN", "AUTH_ISSUER", "AUTH_AUDIENCE"}
+    }
     environment = {
-        **os.environ,
+        **inherited,
+        # The stack's secret, not the checkout's .local/auth-secret.
+        "AUTH_HS256_SECRET": secrets.token_urlsafe(48),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": key_prefix,
@@ -102,7 +124,11 @@ def _running_stack(database_url: str, redis_url: str, key_prefix: str) -> Iterat
     try:
         with httpx.Client(base_url=url, timeout=10) as client:
             _wait_until_healthy(client, process, output)
-            yield Stack(url, process, output, client)
+            stack = Stack(url, process, output, client, environment)
+            client.headers["Authorization"] = (
+                f"Bearer {stack.token('--sub', 'e2e-admin', '--admin')}"
+            )
+            yield stack
     finally:
         if process.poll() is None:
             process.kill()
@@ -186,12 +212,17 @@ def test_a_placed_order_is_confirmed_by_the_scheduled_functions(stack: Stack) ->
     assert stocked.status_code == 200, stocked.text
 
     items = [{"product_id": product_id, "quantity": 2}]
-    placed = client.post("/orders", json={"items": items})
+    alice = {"Authorization": f"Bearer {stack.token('--sub', 'alice')}"}
+    placed = client.post("/orders", json={"items": items}, headers=alice)
     assert placed.status_code == 201, placed.text
     placed_at = time.monotonic()
     order_id = placed.json()["id"]
+    assert placed.json()["customer_id"] == "alice"
 
     order = _wait_for_order(stack, order_id, until={"CONFIRMED", "REJECTED", "CANCELLED"})
+    mine = client.get(f"/orders/{order_id}", headers=alice)
+    others = client.get(f"/orders/{order_id}", headers=_bearer(stack.token("--sub", "bob")))
+    assert (mine.status_code, others.status_code) == (200, 404)
     # For the record, not asserted: how long the saga took, as polled and as stored.
     stored = datetime.fromisoformat(order["updated_at"]) - datetime.fromisoformat(
         order["created_at"]
@@ -211,6 +242,17 @@ def test_a_placed_order_is_confirmed_by_the_scheduled_functions(stack: Stack) ->
     # Carried there by the scheduled functions, invoked as EventBridge would.
     for function_id in ("OutboxRelayFunction", "InventoryWorkerFunction", "OrderWorkerFunction"):
         assert f"SCHEDULE {function_id} rate(1 minute)" in stack.output.text
+
+
+def test_writes_need_a_token_through_the_gateway(stack: Stack) -> None:
+    new = {"sku": "E2E-ANONYMOUS", "name": "Anonymous mug", "price": "1.00"}
+    anonymous = httpx.post(f"{stack.url}/products", json=new, timeout=10)
+    customer = stack.client.post("/products", json=new, headers=_bearer(stack.token("--sub", "c")))
+
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    assert customer.status_code == 403
 
 
 def test_sigint_stops_everything_cleanly(stack: Stack) -> None:
@@ -241,6 +283,10 @@ def _wait_for_order(stack: Stack, order_id: str, until: set[str]) -> dict[str, A
     ]
     story = "\n".join(said[-60:])
     pytest.fail(f"order {order_id} still {status} after {SAGA_TIMEOUT} s; schedules:\n{story}")
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _reports_of(function_id: str, text: str) -> list[str]:

@@ -20,6 +20,7 @@ import pytest
 
 from storefront import runtime
 from storefront.settings import get_settings
+from tests.conftest import TEST_AUTH
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,8 +41,12 @@ class FakeLambdaContext:
         return 10_000
 
 
-def load_event(function: str, name: str) -> dict[str, Any]:
+def load_event(function: str, name: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """A sample event; ``headers`` (a token) added to it as API Gateway passes them."""
     loaded: dict[str, Any] = json.loads((ROOT / "events" / function / f"{name}.json").read_text())
+    loaded["headers"] = loaded.get("headers", {}) | {
+        header.lower(): value for header, value in (headers or {}).items()
+    }
     return loaded
 
 
@@ -66,6 +71,7 @@ def function_environment(
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": redis_key_prefix,
         "POWERTOOLS_TRACE_DISABLED": "true",
+        **TEST_AUTH.environment(),
     }
     saved = {key: os.environ.get(key) for key in wanted}
     os.environ.update(wanted)

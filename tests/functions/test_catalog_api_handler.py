@@ -19,8 +19,8 @@ def test_health_event(invoke_catalog: Invoke) -> None:
     assert response["headers"]["x-correlation-id"] == "sample-health"
 
 
-def test_sample_events_answer(invoke_catalog: Invoke) -> None:
-    created = invoke_catalog(load_event("catalog_api", "create_category"))
+def test_sample_events_answer(invoke_catalog: Invoke, admin_headers: dict[str, str]) -> None:
+    created = invoke_catalog(load_event("catalog_api", "create_category", admin_headers))
     listed = invoke_catalog(load_event("catalog_api", "get_products"))
     missing = invoke_catalog(load_event("catalog_api", "get_product"))
 
@@ -33,8 +33,10 @@ def test_sample_events_answer(invoke_catalog: Invoke) -> None:
     assert missing["headers"]["content-type"] == "application/problem+json"
 
 
-def test_post_then_get_through_the_handler(invoke_catalog: Invoke) -> None:
-    event = load_event("catalog_api", "create_product")
+def test_post_then_get_through_the_handler(
+    invoke_catalog: Invoke, admin_headers: dict[str, str]
+) -> None:
+    event = load_event("catalog_api", "create_product", admin_headers)
     event["body"] = json.dumps({"sku": "FN-1", "name": "Handler mug", "price": "3.10"})
     created = invoke_catalog(event)
     assert created["statusCode"] == 201, created["body"]
@@ -50,8 +52,10 @@ def test_post_then_get_through_the_handler(invoke_catalog: Invoke) -> None:
     assert json.loads(second["body"])["price"] == "3.10"
 
 
-def test_bad_body_is_a_problem_not_a_trace(invoke_catalog: Invoke) -> None:
-    event = load_event("catalog_api", "create_product")
+def test_bad_body_is_a_problem_not_a_trace(
+    invoke_catalog: Invoke, admin_headers: dict[str, str]
+) -> None:
+    event = load_event("catalog_api", "create_product", admin_headers)
     event["body"] = json.dumps({"sku": "FN-2", "name": "Float", "price": 1.5})
     response = invoke_catalog(event)
 
@@ -94,3 +98,11 @@ def test_handler_never_calls_asyncio_run(
 
     assert response["statusCode"] == 200
     assert calls == []
+
+
+def test_a_write_without_a_token_is_a_401_through_the_handler(invoke_catalog: Invoke) -> None:
+    response = invoke_catalog(load_event("catalog_api", "create_product"))
+
+    assert response["statusCode"] == 401
+    assert response["headers"]["content-type"] == "application/problem+json"
+    assert response["headers"]["www-authenticate"] == "Bearer"

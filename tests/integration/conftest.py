@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 import pytest
@@ -21,17 +21,36 @@ def app(resources: Resources) -> FastAPI:
     return create_catalog_app(lambda: resources)
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def asgi_client(
+    app: FastAPI, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` over ASGI, sending ``headers`` (a token) on every request."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as client:
         yield client
 
 
 @pytest.fixture
-async def orders_client(resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_orders_app(lambda: resources))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+async def client(app: FastAPI, admin_headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """The catalog app, as an admin: most tests are about the API, not who calls it."""
+    async with asgi_client(app, admin_headers) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def orders_app(resources: Resources) -> FastAPI:
+    return create_orders_app(lambda: resources)
+
+
+@pytest.fixture
+async def orders_client(
+    orders_app: FastAPI, admin_headers: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The orders app, as an admin."""
+    async with asgi_client(orders_app, admin_headers) as client:
         yield client
 
 

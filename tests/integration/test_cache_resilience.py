@@ -15,7 +15,7 @@ from storefront.catalog.api import create_catalog_app
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront_dev.embedded import EmbeddedRedis, start_redis
-from tests.integration.conftest import counting_queries, create_product
+from tests.integration.conftest import asgi_client, counting_queries, create_product
 
 PRODUCT_SELECT = "FROM products"
 
@@ -103,16 +103,14 @@ def own_redis() -> Iterator[EmbeddedRedis]:
 
 @pytest.fixture
 async def fragile_client(
-    settings: Settings, own_redis: EmbeddedRedis
+    settings: Settings, own_redis: EmbeddedRedis, admin_headers: dict[str, str]
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Resources]]:
     fragile = Resources.from_settings(
         settings.model_copy(
             update={"redis_url": own_redis.url, "cache_breaker_cooldown_seconds": 0.2}
         )
     )
-    app = create_catalog_app(lambda: fragile)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with asgi_client(create_catalog_app(lambda: fragile), admin_headers) as client:
         yield client, fragile
     await fragile.close()
 

@@ -11,16 +11,18 @@ from storefront.catalog.api import create_catalog_app
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront_dev.embedded import free_port
+from tests.integration.conftest import asgi_client
 
 
 @pytest.fixture
-async def client_without_database(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def client_without_database(
+    settings: Settings, admin_headers: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
     nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/storefront"
     resources = Resources.from_settings(
         settings.model_copy(update={"database_url": nowhere, "database_connect_timeout": 1.0})
     )
-    transport = httpx.ASGITransport(app=create_catalog_app(lambda: resources))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with asgi_client(create_catalog_app(lambda: resources), admin_headers) as client:
         yield client
     await resources.close()
 

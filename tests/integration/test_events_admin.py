@@ -23,6 +23,7 @@ from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront.web.app import create_api
 from storefront_dev.dlq import add_dlq_commands
+from tests.integration.conftest import asgi_client
 from tests.integration.streams import budget, fast_settings, publish, stream_of
 
 GROUP = "admin-test"
@@ -42,10 +43,11 @@ async def ignore(payload: Nudge, event: Event, uow: UnitOfWork) -> Sequence[Even
 
 
 @pytest.fixture
-async def admin(resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
+async def admin(
+    resources: Resources, admin_headers: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_api("t", [events_router], lambda: resources)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with asgi_client(app, admin_headers) as client:
         yield client
 
 

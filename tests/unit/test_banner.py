@@ -35,6 +35,17 @@ def test_the_banner_lists_every_schedule(template: StackTemplate) -> None:
     assert f"{View.url}/orders" in text  # the saga to try
 
 
+def test_the_banner_mints_tokens_for_its_curl_examples(template: StackTemplate) -> None:
+    text = banner(View(template, schedules_on=True))
+    assert "TOKEN=$(.venv/bin/storefront token --sub alice)" in text
+    assert "ADMIN=$(.venv/bin/storefront token --sub admin --admin)" in text
+    writes = [line for line in text.splitlines() if "-X POST" in line or "-X PUT" in line]
+    following = text.splitlines()
+    for line in writes:
+        # Each write's next line carries its token.
+        assert "Authorization: Bearer $" in following[following.index(line) + 1]
+
+
 def test_the_banner_says_when_schedules_are_off(template: StackTemplate) -> None:
     text = banner(View(template, schedules_on=False))
     assert "Schedules: off (LOCAL_SCHEDULES=off); these functions do not run:" in text

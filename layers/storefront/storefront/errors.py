@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 
 class DomainError(Exception):
     status = 400
     title = "Bad request"
+    # Headers the answer must carry, such as WWW-Authenticate on a 401.
+    headers: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -15,6 +20,14 @@ class DomainError(Exception):
 class NotFound(DomainError):
     status = 404
     title = "Not found"
+
+
+class Forbidden(DomainError):
+    """The caller is known and may not do this. Never for another customer's
+    order: that answers 404, so its existence does not leak."""
+
+    status = 403
+    title = "Forbidden"
 
 
 class Conflict(DomainError):

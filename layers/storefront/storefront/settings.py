@@ -52,6 +52,31 @@ class Settings(BaseSettings):
     cache_breaker_cooldown_seconds: float = 5.0
     http_cache_max_age: int = 0
 
+    # Authentication: JWT bearer tokens (storefront.auth.tokens). The accepted
+    # algorithms come from here, never from a token's header: comma-separated,
+    # "RS256,ES256" for an OIDC issuer's JWKS (Cognito), or "HS256" with a
+    # shared secret; never both kinds, so a public key can never serve as an
+    # HMAC secret. Issuer and audience are required to verify any token.
+    auth_algorithms: str = Field(
+        "RS256", pattern=r"^\s*[RHE]S(256|384|512)\s*(,\s*[RHE]S(256|384|512)\s*)*$"
+    )
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_jwks_url: str | None = None
+    # HS256: the secret itself (local stack, tests), or a Secrets Manager
+    # secret {"secret": "..."} read once per container (deployed).
+    auth_hs256_secret: str | None = Field(None, repr=False)
+    auth_secret_arn: str | None = None
+    # Clock skew tolerated on exp and nbf.
+    auth_leeway_seconds: int = 30
+    # Admin: the claim lists (or, as a string, names) this value.
+    auth_admin_claim: str = "cognito:groups"
+    auth_admin_value: str = "admin"
+
+    @property
+    def auth_algorithm_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.auth_algorithms.split(","))
+
     # Events. Partitions bound the parallelism of relays and consumers while
     # keeping each aggregate's events in order; changing it re-maps aggregates,
     # so only change it with the outbox drained.
@@ -71,6 +96,24 @@ class Settings(BaseSettings):
     worker_claim_min_idle_ms: int = 90_000
     outbox_retention_days: int = 7
     inbox_retention_days: int = 7
+
+    # Rate limits and hardening
+    # Requests per caller and route class in a sliding window, "N/second",
+    # "N/minute", "N/hour" or "N/day" (storefront.web.rate_limits). A caller
+    # with a valid token is its subject; without one, its IP, held to the
+    # anonymous limit (or the class's own, if lower). Generous on purpose: they
+    # stop floods and scripts, not shoppers behind one NAT; API Gateway's
+    # throttling caps the whole API.
+    rate_limit_read: str = Field("600/minute", pattern=r"^[1-9]\d*/(second|minute|hour|day)$")
+    rate_limit_write: str = Field("120/minute", pattern=r"^[1-9]\d*/(second|minute|hour|day)$")
+    rate_limit_orders: str = Field("60/minute", pattern=r"^[1-9]\d*/(second|minute|hour|day)$")
+    rate_limit_anonymous: str = Field("300/minute", pattern=r"^[1-9]\d*/(second|minute|hour|day)$")
+    # Larger request bodies answer 413 before a route reads them; the largest
+    # valid one (an order of 100 items) is well under 10 KiB.
+    max_body_bytes: int = Field(64 * 1024, ge=1)
+    # Browser origins allowed to call the API (CORS), comma-separated; empty
+    # allows none. The template gives API Gateway the same list.
+    cors_allow_origins: str = ""
 
     page_size_default: int = 20
     page_size_max: int = 100

@@ -8,6 +8,7 @@ from storefront_dev.scheduler import describe
 from storefront_dev.templates import StackTemplate
 
 SCHEDULES_SWITCH = "LOCAL_SCHEDULES=off"
+MINT = ".venv/bin/storefront token"
 
 
 class StackView(Protocol):
@@ -59,24 +60,31 @@ def banner(stack: StackView) -> str:
     for route in stack.template.routes:
         lines.append(f"    {route.method:<7} {route.path:<{width}}  -> {route.function_id}")
     lines += _schedule_lines(stack)
+    # Reads are anonymous; writes need a token (catalog and stock: an admin's).
+    admin = """      -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \\"""
     lines += [
         "",
         "  Try:",
+        f"    TOKEN=$({MINT} --sub alice)",
+        f"    ADMIN=$({MINT} --sub admin --admin)",
         f"    curl -i {url}/health",
         f"    curl '{url}/products?limit=3'",
         f"    curl -i {url}/products/{product}",
-        f"    curl -i -X POST {url}/products -H 'content-type: application/json' \\",
+        f"    curl -i -X POST {url}/products \\",
+        admin,
         """      -d '{"sku": "ACC-MUG-TRAVEL", "name": "Travel Mug", "price": "19.90"}'""",
     ]
     if stack.schedules_on and stack.template.schedules:
         # The saga end to end: stock, an order, and the workers confirming it.
-        stock = f"{url}/products/{product}/stock"
+        customer = '-H "Authorization: Bearer $TOKEN"'
         lines += [
-            f"    curl -X PUT {stock} -H 'content-type: application/json' \\",
+            f"    curl -X PUT {url}/products/{product}/stock \\",
+            admin,
             """      -d '{"on_hand": 5}'""",
-            f"    curl -i -X POST {url}/orders -H 'content-type: application/json' \\",
+            f"    curl -i -X POST {url}/orders \\",
+            f"      {customer} -H 'content-type: application/json' \\",
             f"""      -d '{{"items": [{{"product_id": "{product}", "quantity": 2}}]}}'""",
-            f"    curl {url}/orders/<order id>      # PENDING, then CONFIRMED",
+            f"    curl {url}/orders/<order id> {customer}   # PENDING, then CONFIRMED",
         ]
     lines.append("")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 storefront migrate        apply database migrations (DATABASE_URL)
 storefront run            the local stack (what ``make run`` starts)
+storefront token          a bearer token for the local stack, alone on stdout
 """
 
 from __future__ import annotations
@@ -29,6 +30,28 @@ def _run(args: argparse.Namespace) -> int:
     return run_local_stack(port=args.port)
 
 
+def _token(args: argparse.Namespace) -> int:
+    from storefront.settings import Settings
+    from storefront_dev.local_auth import NotMintable, local_auth, mint_token
+    from storefront_dev.local_stack import StartupError, project_root
+
+    try:
+        auth = local_auth(Settings(), project_root())
+    except (NotMintable, StartupError) as error:
+        print(f"storefront token: {error}", file=sys.stderr)
+        return 2
+    # Only the token on stdout, so TOKEN=$(storefront token ...) captures it whole.
+    print(mint_token(auth, args.sub, admin=args.admin, ttl_seconds=args.ttl))
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storefront", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="start the local stack (make run)")
     run.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
     run.set_defaults(func=_run)
+    token = commands.add_parser("token", help="print a bearer token for the local stack")
+    token.add_argument("--sub", required=True, help="the subject (customer id)")
+    token.add_argument("--admin", action="store_true", help="an administrator's token")
+    token.add_argument("--ttl", type=_positive, default=3600, help="lifetime in seconds")
+    token.set_defaults(func=_token)
     add_dlq_commands(commands)
     return parser
 

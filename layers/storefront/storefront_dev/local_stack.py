@@ -36,6 +36,7 @@ from storefront_dev.demo import load_demo_catalog
 from storefront_dev.embedded import start_postgres, start_redis
 from storefront_dev.gateway import LocalGateway
 from storefront_dev.lambda_process import FunctionFleet
+from storefront_dev.local_auth import local_auth_environment
 from storefront_dev.routes import Router
 from storefront_dev.scheduler import LocalScheduler, parse_expression
 from storefront_dev.templates import StackTemplate, TemplateError, load_template
@@ -106,7 +107,7 @@ def local_stack(port: int | None = None, root: Path | None = None) -> Iterator[R
         backends = _start_backends(root, cleanup)
         _migrate(backends)
         sample_product_id = _load_demo(backends)
-        fleet = FunctionFleet(template.functions, _function_environment(backends))
+        fleet = FunctionFleet(template.functions, _function_environment(backends, root))
         scheduler = LocalScheduler(fleet, template.schedules if schedules_on else ())
         # Exit callbacks run in reverse: the scheduler stops issuing invocations
         # first, the fleet's stop then ends the running ones, and only then can
@@ -192,11 +193,17 @@ def _load_demo(backends: Backends) -> str | None:
     return asyncio.run(load())
 
 
-def _function_environment(backends: Backends) -> dict[str, str]:
+def _function_environment(backends: Backends, root: Path) -> dict[str, str]:
+    auth = local_auth_environment(Settings(), root)
+    if auth:
+        step("auth: HS256, secret in .local/ (or AUTH_HS256_SECRET); storefront token mints")
+    else:
+        step("auth: tokens from AUTH_JWKS_URL / AUTH_SECRET_ARN; storefront token is off")
     return {
         "DATABASE_URL": backends.database_url,
         "REDIS_URL": backends.redis_url,
         "REDIS_KEY_PREFIX": backends.redis_key_prefix,
+        **auth,
     }
 
 

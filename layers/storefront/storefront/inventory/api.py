@@ -1,4 +1,4 @@
-"""Stock routes (served by the orders function, which owns inventory)."""
+"""Stock routes (served by the orders function, which owns inventory); admin only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from storefront.inventory import service
 from storefront.inventory.domain import StockChange, StockLevel
-from storefront.web.authorization import CatalogWriter
+from storefront.web.authorization import StockKeeper
 from storefront.web.dependencies import Engine
 from storefront.web.problems import documented
 
@@ -20,7 +20,7 @@ router = APIRouter(tags=["inventory"])
     response_model=StockLevel,
     responses=documented(_404="No such product"),
 )
-async def get_stock(product_id: UUID, engine: Engine) -> StockLevel:
+async def get_stock(product_id: UUID, engine: Engine, _: StockKeeper) -> StockLevel:
     return await service.get_stock(product_id, engine)
 
 
@@ -30,6 +30,6 @@ async def get_stock(product_id: UUID, engine: Engine) -> StockLevel:
     responses=documented(_404="No such product", _409="Fewer than the units reserved"),
 )
 async def set_stock(
-    product_id: UUID, change: StockChange, engine: Engine, _: CatalogWriter
+    product_id: UUID, change: StockChange, engine: Engine, _: StockKeeper
 ) -> StockLevel:
     return await service.set_stock(product_id, change, engine)

@@ -1,19 +1,25 @@
-"""Order routes: HTTP in, use case call, HTTP out."""
+"""Order routes: HTTP in, use case call, HTTP out.
+
+Every route needs a bearer token; the customer is always the token's subject,
+never a field of the body (the request models forbid unknown fields).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, Query, Response, status
+from fastapi import APIRouter, FastAPI, Header, Query, Response, status
 
 from storefront.events.api import router as events_router
+from storefront.idempotency import HEADER, IdempotencyKey
 from storefront.inventory.api import router as stock_router
 from storefront.orders import service
 from storefront.orders.domain import Order, OrderPage, OrderQuery, OrderStatus, PlaceOrder
 from storefront.pagination import decode_cursor
 from storefront.runtime import container_resources
 from storefront.web.app import ResourcesProvider, create_api
+from storefront.web.authentication import Customer
 from storefront.web.dependencies import CorrelationId, Engine, SettingsDep
 from storefront.web.problems import documented
 
@@ -22,38 +28,68 @@ router = APIRouter(tags=["orders"])
 _NOT_FOUND = documented(_404="No such order")
 
 
-@router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=Order)
+@router.post(
+    "/orders",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Order,
+    responses=documented(_409="A request with this Idempotency-Key is still in progress"),
+)
 async def place_order(
     request: PlaceOrder,
     response: Response,
     engine: Engine,
     settings: SettingsDep,
     correlation_id: CorrelationId,
+    caller: Customer,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            description="Retry safely: the same key and body replay the first answer (24 h)",
+        ),
+    ] = None,
 ) -> Order:
-    order = await service.place_order(request, engine, settings, correlation_id=correlation_id)
-    response.headers["Location"] = f"/orders/{order.id}"
-    return order
+    key = None
+    if idempotency_key is not None:
+        body = request.model_dump_json().encode()
+        key = IdempotencyKey.of(idempotency_key, caller.subject, "POST /orders", body)
+    placed = await service.place_order(
+        request,
+        engine,
+        settings,
+        customer_id=caller.subject,
+        correlation_id=correlation_id,
+        idempotency_key=key,
+    )
+    response.headers["Location"] = f"/orders/{placed.order.id}"
+    if placed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return placed.order
 
 
 @router.get("/orders", response_model=OrderPage)
 async def list_orders(
     engine: Engine,
     settings: SettingsDep,
+    caller: Customer,
     status: OrderStatus | None = None,
+    # Admins only; a customer always lists their own orders.
+    customer_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> OrderPage:
     query = OrderQuery(
         status=status,
+        customer_id=customer_id,
         after=decode_cursor(cursor) if cursor else None,
         limit=min(limit or settings.page_size_default, settings.page_size_max),
     )
-    return await service.list_orders(query, engine)
+    return await service.list_orders(query, caller, engine)
 
 
 @router.get("/orders/{order_id}", response_model=Order, responses=_NOT_FOUND)
-async def get_order(order_id: UUID, engine: Engine) -> Order:
-    return await service.get_order(order_id, engine)
+async def get_order(order_id: UUID, engine: Engine, caller: Customer) -> Order:
+    return await service.get_order(order_id, caller, engine)
 
 
 @router.post(
@@ -62,9 +98,15 @@ async def get_order(order_id: UUID, engine: Engine) -> Order:
     responses=_NOT_FOUND | documented(_409="The order is already rejected or cancelled"),
 )
 async def cancel_order(
-    order_id: UUID, engine: Engine, settings: SettingsDep, correlation_id: CorrelationId
+    order_id: UUID,
+    engine: Engine,
+    settings: SettingsDep,
+    correlation_id: CorrelationId,
+    caller: Customer,
 ) -> Order:
-    return await service.cancel_order(order_id, engine, settings, correlation_id=correlation_id)
+    return await service.cancel_order(
+        order_id, caller, engine, settings, correlation_id=correlation_id
+    )
 
 
 def create_orders_app(resources: ResourcesProvider = container_resources) -> FastAPI:

@@ -10,7 +10,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from storefront.errors import Conflict, InvalidInput, NotFound
+from storefront.auth.principal import Principal
+from storefront.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 MAX_QUANTITY = 100
 MAX_ITEMS = 50
@@ -62,6 +63,8 @@ class Order(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: UUID
+    # The subject of the token that placed it; never taken from a request body.
+    customer_id: str | None = None
     status: OrderStatus
     items: list[OrderItem]
     total: Decimal
@@ -75,6 +78,7 @@ class OrderQuery(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     status: OrderStatus | None = None
+    customer_id: str | None = None
     after: UUID | None = None
     limit: int = 20
 
@@ -82,6 +86,21 @@ class OrderQuery(BaseModel):
 class OrderPage(BaseModel):
     items: list[Order]
     next_cursor: str | None
+
+
+def owner_scope(caller: Principal) -> str | None:
+    """Whose orders the caller may see: everyone's (None) for an admin, else
+    their own. Reads filter by it, so another customer's order is not found."""
+    return None if caller.is_admin else caller.subject
+
+
+def scoped_to(query: OrderQuery, caller: Principal) -> OrderQuery:
+    owner = owner_scope(caller)
+    if owner is None:
+        return query
+    if query.customer_id not in (None, owner):
+        raise OrdersOfOthers
+    return query.model_copy(update={"customer_id": owner})
 
 
 def order_total(items: list[OrderItem]) -> Decimal:
@@ -96,3 +115,8 @@ class OrderNotFound(NotFound):
 class OrderNotCancellable(Conflict):
     def __init__(self, order_id: UUID, status: OrderStatus) -> None:
         super().__init__(f"order {order_id} is {status} and can no longer be cancelled")
+
+
+class OrdersOfOthers(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("Only administrators may list other customers' orders.")

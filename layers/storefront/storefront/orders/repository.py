@@ -28,11 +28,11 @@ async def prices_of(
     }
 
 
-async def add_order(connection: AsyncConnection, order: Order, customer_id: str | None) -> None:
+async def add_order(connection: AsyncConnection, order: Order) -> None:
     await connection.execute(
         insert(orders).values(
             id=order.id,
-            customer_id=customer_id,
+            customer_id=order.customer_id,
             status=order.status.value,
             total=order.total,
             currency=order.currency,
@@ -47,11 +47,18 @@ async def add_order(connection: AsyncConnection, order: Order, customer_id: str 
 
 
 async def get_order(
-    connection: AsyncConnection, order_id: UUID, *, for_update: bool = False
+    connection: AsyncConnection,
+    order_id: UUID,
+    *,
+    for_update: bool = False,
+    customer_id: str | None = None,
 ) -> Order | None:
     """One order; ``for_update`` locks its row, which every writer of the
-    order's events does first, so its events commit in outbox id order."""
+    order's events does first, so its events commit in outbox id order.
+    With ``customer_id``, another customer's order is None, as a missing one."""
     statement = select(orders).where(orders.c.id == order_id)
+    if customer_id is not None:
+        statement = statement.where(orders.c.customer_id == customer_id)
     if for_update:
         statement = statement.with_for_update()
     row = (await connection.execute(statement)).first()
@@ -66,6 +73,8 @@ async def list_orders(connection: AsyncConnection, query: OrderQuery) -> list[Or
         statement = statement.where(orders.c.id > query.after)
     if query.status is not None:
         statement = statement.where(orders.c.status == query.status.value)
+    if query.customer_id is not None:
+        statement = statement.where(orders.c.customer_id == query.customer_id)
     rows = [row._mapping for row in await connection.execute(statement)]
     return await _with_items(connection, rows)
 

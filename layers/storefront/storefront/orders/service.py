@@ -1,17 +1,26 @@
 """Order use cases. Each writes its state change and the event announcing it
-in one transaction (the outbox), so neither exists without the other."""
+in one transaction (the outbox), so neither exists without the other.
+
+Every read and cancel is scoped to the caller (:func:`owner_scope`): a customer
+finds only their own orders, so another customer's answers exactly as a missing
+one does, and an admin finds every order.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from storefront import idempotency
 from storefront.adapters.database import UnitOfWork
+from storefront.auth.principal import Principal
 from storefront.errors import InvalidInput
 from storefront.events.envelope import Event
 from storefront.events.outbox import add_events
+from storefront.idempotency import IdempotencyKey
 from storefront.ids import new_id
 from storefront.orders import repository
 from storefront.orders.domain import (
@@ -25,46 +34,48 @@ from storefront.orders.domain import (
     OrderStatus,
     PlaceOrder,
     order_total,
+    owner_scope,
+    scoped_to,
 )
 from storefront.orders.events import OrderCancelled, OrderLine, OrderPlaced
 from storefront.pagination import encode_cursor
 from storefront.settings import Settings
 
 
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    replayed: bool = False  # answered from an earlier request with the same key
+
+
 async def place_order(
     request: PlaceOrder,
     engine: AsyncEngine,
     settings: Settings,
-    customer_id: str | None = None,
+    customer_id: str,
     correlation_id: str | None = None,
-) -> Order:
+    idempotency_key: IdempotencyKey | None = None,
+) -> PlacedOrder:
+    """The order, its items, its OrderPlaced event and its idempotency key:
+    one transaction, so a retry after any crash finds all of them or none."""
     async with UnitOfWork(engine) as uow:
-        prices = await repository.prices_of(
-            uow.connection, [item.product_id for item in request.items]
-        )
-        items: list[OrderItem] = []
-        currencies: set[str] = set()
-        for index, wanted in enumerate(request.items):
-            if wanted.product_id not in prices:
-                raise InvalidInput(
-                    f"items.{index}.product_id", f"product {wanted.product_id} does not exist"
-                )
-            snapshot, currency = prices[wanted.product_id]
-            items.append(snapshot.model_copy(update={"quantity": wanted.quantity}))
-            currencies.add(currency)
-        if len(currencies) > 1:
-            raise InvalidInput("items", f"products are priced in {sorted(currencies)}; use one")
+        if idempotency_key is not None:
+            earlier = await idempotency.claim(uow.connection, idempotency_key)
+            if earlier is not None:
+                return PlacedOrder(Order.model_validate(earlier.body), replayed=True)
+        items, currency = await _priced_items(uow.connection, request)
         now = datetime.now(UTC)
         order = Order(
             id=new_id(),
+            customer_id=customer_id,
             status=OrderStatus.PENDING,
             items=items,
             total=order_total(items),
-            currency=currencies.pop(),
+            currency=currency,
             created_at=now,
             updated_at=now,
         )
-        await repository.add_order(uow.connection, order, customer_id)
+        await repository.add_order(uow.connection, order)
         placed = OrderPlaced(
             order_id=order.id,
             items=[OrderLine(**item.model_dump()) for item in items],
@@ -73,15 +84,44 @@ async def place_order(
         )
         event = Event.of(placed, order.id, correlation_id=correlation_id)
         await add_events(uow.connection, [event], settings.event_partitions)
+        if idempotency_key is not None:
+            body = order.model_dump(mode="json")
+            await idempotency.remember(uow.connection, idempotency_key, 201, body)
         await uow.commit()
-    return order
+    return PlacedOrder(order)
+
+
+async def _priced_items(
+    connection: AsyncConnection, request: PlaceOrder
+) -> tuple[list[OrderItem], str]:
+    """The requested items at today's prices, and their one currency."""
+    prices = await repository.prices_of(connection, [item.product_id for item in request.items])
+    items: list[OrderItem] = []
+    currencies: set[str] = set()
+    for index, wanted in enumerate(request.items):
+        if wanted.product_id not in prices:
+            raise InvalidInput(
+                f"items.{index}.product_id", f"product {wanted.product_id} does not exist"
+            )
+        snapshot, currency = prices[wanted.product_id]
+        items.append(snapshot.model_copy(update={"quantity": wanted.quantity}))
+        currencies.add(currency)
+    if len(currencies) > 1:
+        raise InvalidInput("items", f"products are priced in {sorted(currencies)}; use one")
+    return items, currencies.pop()
 
 
 async def cancel_order(
-    order_id: UUID, engine: AsyncEngine, settings: Settings, correlation_id: str | None = None
+    order_id: UUID,
+    caller: Principal,
+    engine: AsyncEngine,
+    settings: Settings,
+    correlation_id: str | None = None,
 ) -> Order:
     async with UnitOfWork(engine) as uow:
-        order = await repository.get_order(uow.connection, order_id, for_update=True)
+        order = await repository.get_order(
+            uow.connection, order_id, for_update=True, customer_id=owner_scope(caller)
+        )
         if order is None:
             raise OrderNotFound(order_id)
         if order.status not in CANCELLABLE:
@@ -96,15 +136,18 @@ async def cancel_order(
     return cancelled_order
 
 
-async def get_order(order_id: UUID, engine: AsyncEngine) -> Order:
+async def get_order(order_id: UUID, caller: Principal, engine: AsyncEngine) -> Order:
     async with UnitOfWork(engine) as uow:
-        order = await repository.get_order(uow.connection, order_id)
+        order = await repository.get_order(
+            uow.connection, order_id, customer_id=owner_scope(caller)
+        )
     if order is None:
         raise OrderNotFound(order_id)
     return order
 
 
-async def list_orders(query: OrderQuery, engine: AsyncEngine) -> OrderPage:
+async def list_orders(query: OrderQuery, caller: Principal, engine: AsyncEngine) -> OrderPage:
+    query = scoped_to(query, caller)
     async with UnitOfWork(engine) as uow:
         found = await repository.list_orders(uow.connection, query)
     items = found[: query.limit]

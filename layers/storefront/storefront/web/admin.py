@@ -1,22 +1,14 @@
-"""Who may use the admin routes. The seam the security issue fills in.
+"""Who may use the admin routes: administrators only.
 
 Every ``/admin`` route depends on :func:`require_admin` (the events router
-declares it once, for all its routes). Until authentication lands, every
-caller is allowed; the security work makes :func:`require_admin` reject
-non-admins, and no route changes.
+declares it once, for all its routes): 401 without a valid token, 403 for a
+caller who is not an admin.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends
+from storefront.web.authentication import AdminPrincipal, require_admin
 
 __all__ = ["Admin", "require_admin"]
 
-
-async def require_admin() -> None:
-    """Admin-only once authentication exists; open until then."""
-
-
-Admin = Annotated[None, Depends(require_admin)]
+Admin = AdminPrincipal

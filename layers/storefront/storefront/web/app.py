@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from storefront.resources import Resources
 from storefront.runtime import container_resources
+from storefront.settings import Settings
 from storefront.web import health
+from storefront.web.hardening import (
+    BodySizeLimitMiddleware,
+    CorsAllowListMiddleware,
+    SecurityHeadersMiddleware,
+)
 from storefront.web.middleware import RequestContextMiddleware
 from storefront.web.problems import documented, install_problem_handlers
+from storefront.web.rate_limits import RateLimitHeadersMiddleware, enforce_rate_limit
 
 ResourcesProvider = Callable[[], Resources]
 
@@ -25,22 +32,40 @@ def create_api(
     """An app serving ``routers``; ``resources`` lets tests pass their own.
 
     ``with_health`` adds /health and /health/ready: one function owns those paths
-    in the HTTP API (API Gateway routes a path to exactly one function).
+    in the HTTP API (API Gateway routes a path to exactly one function). They
+    are not rate limited: probes poll them, and they hold no data.
     """
     app = FastAPI(
         title=title,
         version="0.1.0",
         responses=documented(
+            _413="Request body too large",
             _422="Invalid input (RFC 9457 problem details)",
+            _429="Too many requests; retry after Retry-After seconds",
             _500="Unexpected error",
             _503="A dependency is unreachable; retry after Retry-After seconds",
         ),
     )
     app.state.resources = resources
     install_problem_handlers(app)
+
+    def settings() -> Settings:
+        return resources().settings
+
+    # Each add_middleware wraps the ones before it, so the last is outermost:
+    # security headers reach every answer, RequestContextMiddleware's 500s
+    # included. The ones reading settings sit inside it, so a configuration
+    # error is a logged problem+json 500 like any other.
+    app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=lambda: settings().max_body_bytes)
+    app.add_middleware(CorsAllowListMiddleware, origins=lambda: settings().cors_allow_origins)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     if with_health:
         app.include_router(health.router)
     for router in routers:
-        app.include_router(router)
+        # Every API route is metered. The limiter resolves the caller's token
+        # itself (a sub-dependency), so it counts per principal however the
+        # route declares its own authentication.
+        app.include_router(router, dependencies=[Depends(enforce_rate_limit)])
     return app

@@ -1,19 +1,18 @@
-"""Who may do what. The seam the security issue fills in.
+"""Who may do what, as the dependencies routes declare.
 
-Catalog writes depend on :data:`CatalogWriter`. Until authentication lands,
-every caller is allowed; the security work replaces
-:func:`allow_catalog_write` with an admin check, and no route changes.
+- Anyone: catalog reads, ``/health`` (no dependency at all).
+- Any authenticated subject (:data:`~storefront.web.authentication.Customer`):
+  place orders, read, list and cancel their own (the orders use cases scope
+  every query to the caller, so another customer's order is a 404).
+- Admin: catalog writes (:data:`CatalogWriter`), stock (:data:`StockKeeper`),
+  every order, and everything under ``/admin`` (:mod:`storefront.web.admin`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from storefront.web.authentication import AdminPrincipal
 
-from fastapi import Depends
+__all__ = ["CatalogWriter", "StockKeeper"]
 
-
-async def allow_catalog_write() -> None:
-    """Admin-only once authentication exists; open until then."""
-
-
-CatalogWriter = Annotated[None, Depends(allow_catalog_write)]
+CatalogWriter = AdminPrincipal
+StockKeeper = AdminPrincipal

@@ -83,7 +83,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, DomainError)
     if isinstance(exc, InvalidInput):
         return validation_problem([{"field": exc.field, "reason": exc.reason}])
-    return problem(exc.status, exc.title, exc.detail)
+    return problem(exc.status, exc.title, exc.detail, headers=exc.headers)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> ProblemResponse:

@@ -1,0 +1,198 @@
+"""Bearer tokens (JWT) to principals, verified with PyJWT.
+
+What the configuration accepts is all that is accepted:
+
+- The algorithms are the configured ones (``AUTH_ALGORITHMS``), never what a
+  token's header asks for, so ``alg: none`` is refused. HMAC and public-key
+  algorithms are never configured together, and the key is chosen by the
+  configuration's kind, not the token's: an HS256 token "signed" with the
+  issuer's public key is refused as an algorithm we do not accept.
+- ``exp``, ``iss``, ``aud`` and ``sub`` must be present; ``exp`` and ``nbf`` are
+  checked with a small leeway for clock skew; ``iss`` and ``aud`` must match.
+- Keys: the issuer's JWKS for RS*/ES* (see :mod:`storefront.auth.jwks`), or a
+  secret for HS* -- ``AUTH_HS256_SECRET`` locally, ``AUTH_SECRET_ARN`` (read
+  once per container from Secrets Manager) when deployed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from jwt import PyJWK
+from jwt.exceptions import (
+    ExpiredSignatureError,
+    ImmatureSignatureError,
+    InvalidAlgorithmError,
+    InvalidAudienceError,
+    InvalidIssuerError,
+    InvalidKeyError,
+    InvalidSignatureError,
+    MissingRequiredClaimError,
+    PyJWTError,
+)
+
+from storefront.adapters.endpoints import read_secret
+from storefront.auth.errors import AuthConfigurationError, InvalidToken
+from storefront.auth.jwks import JwksKeys, UnknownKey
+from storefront.auth.principal import Principal
+from storefront.settings import Settings
+
+__all__ = ["HMAC_ALGORITHMS", "TokenPolicy", "TokenVerifier", "principal_of"]
+
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+PUBLIC_KEY_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"})
+# HS256 with fewer bytes of secret than its digest can be brute-forced offline.
+MIN_SECRET_BYTES = 32
+# Real tokens are a few hundred bytes to ~2 kB; refuse before decoding megabytes.
+MAX_TOKEN_LENGTH = 8192
+# orders.customer_id holds the subject.
+MAX_SUBJECT_LENGTH = 200
+SECRET_FIELD = "secret"  # noqa: S105 (the JSON field holding it, not a secret)
+REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
+
+# First match wins: InvalidSignatureError is a DecodeError, everything a PyJWTError.
+_REFUSALS: tuple[tuple[type[Exception], str, str], ...] = (
+    (ExpiredSignatureError, "expired", "The token has expired."),
+    (ImmatureSignatureError, "not_yet_valid", "The token is not valid yet."),
+    (InvalidAudienceError, "wrong_audience", "The token is meant for another audience."),
+    (InvalidIssuerError, "wrong_issuer", "The token comes from another issuer."),
+    (InvalidSignatureError, "bad_signature", "The token's signature is invalid."),
+    (InvalidKeyError, "bad_signature", "The token's signature is invalid."),
+    (InvalidAlgorithmError, "algorithm_refused", "The token's algorithm is not accepted."),
+    (MissingRequiredClaimError, "missing_claim", "The token lacks a required claim."),
+    (PyJWTError, "malformed", "The token is malformed."),
+)
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    algorithms: tuple[str, ...]
+    issuer: str
+    audience: str
+    leeway_seconds: int = 30
+    admin_claim: str = "cognito:groups"
+    admin_value: str = "admin"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenPolicy:
+        algorithms = settings.auth_algorithm_names
+        if set(algorithms) & HMAC_ALGORITHMS and set(algorithms) - HMAC_ALGORITHMS:
+            raise AuthConfigurationError(
+                "AUTH_ALGORITHMS mixes HMAC (HS*) and public-key (RS*/ES*) algorithms; choose one"
+            )
+        if not settings.auth_issuer or not settings.auth_audience:
+            raise AuthConfigurationError("set AUTH_ISSUER and AUTH_AUDIENCE to verify tokens")
+        return cls(
+            algorithms=algorithms,
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            leeway_seconds=settings.auth_leeway_seconds,
+            admin_claim=settings.auth_admin_claim,
+            admin_value=settings.auth_admin_value,
+        )
+
+    @property
+    def uses_hmac(self) -> bool:
+        return set(self.algorithms) <= HMAC_ALGORITHMS
+
+
+class TokenVerifier:
+    """Verifies tokens for one container: holds the secret or the cached JWKS."""
+
+    def __init__(
+        self, policy: TokenPolicy, *, secret: str | None = None, jwks: JwksKeys | None = None
+    ) -> None:
+        if policy.uses_hmac and secret is None:
+            raise AuthConfigurationError("HS* algorithms need a secret")
+        if not policy.uses_hmac and jwks is None:
+            raise AuthConfigurationError("RS*/ES* algorithms need a JWKS")
+        if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
+            raise AuthConfigurationError(f"the HS* secret needs {MIN_SECRET_BYTES}+ bytes")
+        self.policy = policy
+        self._secret = secret
+        self._jwks = jwks
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenVerifier:
+        policy = TokenPolicy.from_settings(settings)
+        if policy.uses_hmac:
+            return cls(policy, secret=_hmac_secret(settings))
+        if not settings.auth_jwks_url:
+            raise AuthConfigurationError(f"set AUTH_JWKS_URL for {','.join(policy.algorithms)}")
+        return cls(policy, jwks=JwksKeys(settings.auth_jwks_url))
+
+    async def verify(self, token: str) -> Principal:
+        """The token's principal; :class:`InvalidToken` when it proves nothing."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("malformed", "The token is malformed.")
+        key = await self._key_for(_header_of(token))
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=list(self.policy.algorithms),
+                audience=self.policy.audience,
+                issuer=self.policy.issuer,
+                leeway=self.policy.leeway_seconds,
+                options={"require": REQUIRED_CLAIMS, "enforce_minimum_key_length": True},
+            )
+        except PyJWTError as error:
+            raise _refusal(error) from None
+        return principal_of(claims, self.policy)
+
+    async def _key_for(self, header: Mapping[str, Any]) -> str | PyJWK:
+        if header.get("alg") not in self.policy.algorithms:
+            raise InvalidToken("algorithm_refused", "The token's algorithm is not accepted.")
+        if self._secret is not None:
+            return self._secret
+        assert self._jwks is not None
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("malformed", "The token names no signing key.")
+        try:
+            return await self._jwks.key_for(kid)
+        except UnknownKey:
+            raise InvalidToken("unknown_key", "The token's signing key is unknown.") from None
+
+
+def principal_of(claims: Mapping[str, Any], policy: TokenPolicy) -> Principal:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
+        raise InvalidToken("bad_subject", "The token's subject is invalid.")
+    return Principal(subject, is_admin=_grants(claims.get(policy.admin_claim), policy.admin_value))
+
+
+def _grants(claim: object, value: str) -> bool:
+    # Cognito groups are a list; a string claim is a space-separated list, as
+    # OAuth's "scope" is ("role": "admin" works too).
+    if isinstance(claim, list):
+        return value in claim
+    return isinstance(claim, str) and value in claim.split()
+
+
+def _header_of(token: str) -> dict[str, Any]:
+    try:
+        return jwt.get_unverified_header(token)
+    except PyJWTError:
+        raise InvalidToken("malformed", "The token is malformed.") from None
+
+
+def _refusal(error: PyJWTError) -> InvalidToken:
+    for kind, reason, description in _REFUSALS:
+        if isinstance(error, kind):
+            return InvalidToken(reason, description)
+    return InvalidToken("malformed", "The token is malformed.")
+
+
+def _hmac_secret(settings: Settings) -> str:
+    if settings.auth_hs256_secret:
+        return settings.auth_hs256_secret
+    if not settings.auth_secret_arn:
+        raise AuthConfigurationError("HS* algorithms need AUTH_HS256_SECRET or AUTH_SECRET_ARN")
+    secret = read_secret(settings.auth_secret_arn).get(SECRET_FIELD)
+    if not isinstance(secret, str):
+        raise AuthConfigurationError(f"the AUTH_SECRET_ARN secret has no {SECRET_FIELD!r} field")
+    return secret

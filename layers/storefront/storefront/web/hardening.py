@@ -1,0 +1,173 @@
+"""Pure ASGI middleware that hardens every answer: headers, body cap, CORS.
+
+- :class:`SecurityHeadersMiddleware` (outermost): security headers on every
+  response, errors included; a header a route set itself is left alone, and
+  ``Cache-Control`` stays the route's choice.
+- :class:`BodySizeLimitMiddleware`: 413 problem+json for a body over the cap,
+  told by its Content-Length or found while it streams in (chunked), before
+  any route has read it.
+- :class:`CorsAllowListMiddleware`: Starlette's CORS middleware with the
+  allow-list from settings; API Gateway answers preflights itself in AWS
+  (``CorsAllowOrigins``), this serves the local stack and tests the same way.
+
+Settings come through callables: the app's resources are created on the first
+request, not when the app is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from storefront.web.problems import ProblemResponse, problem
+
+__all__ = [
+    "CORS_ALLOW_HEADERS",
+    "CORS_ALLOW_METHODS",
+    "CORS_EXPOSE_HEADERS",
+    "SECURITY_HEADERS",
+    "BodySizeLimitMiddleware",
+    "CorsAllowListMiddleware",
+    "SecurityHeadersMiddleware",
+    "allowed_origins",
+]
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    # HTTPS only, for two years; browsers ignore it on a plain HTTP answer.
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    # JSON only: nothing here may load, run or be framed.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+# The same lists as the HttpApi's CorsConfiguration in template.yaml.
+CORS_ALLOW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+CORS_ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-None-Match",
+    "X-Correlation-Id",
+)
+CORS_EXPOSE_HEADERS = (
+    "ETag",
+    "Location",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "WWW-Authenticate",
+    "X-Cache",
+    "X-Correlation-Id",
+)
+CORS_MAX_AGE_SECONDS = 600
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: Callable[[], int]) -> None:
+        self.app = app
+        self._max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._max_bytes()
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        received = 0
+        overflowed = False
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, overflowed
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    overflowed = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            # Whatever the app made of a body cut short (FastAPI turns the
+            # error into a 400) gives way to the 413 below.
+            if overflowed and not response_started:
+                return
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not overflowed or response_started:
+                raise
+        if overflowed and not response_started:
+            await _too_large(limit)(scope, receive, send)
+
+
+def _too_large(limit: int) -> ProblemResponse:
+    return problem(413, "Content too large", f"The request body exceeds {limit} bytes.")
+
+
+def allowed_origins(setting: str) -> list[str]:
+    """``CORS_ALLOW_ORIGINS``, comma-separated, as a list (empty: none)."""
+    return [origin.strip().rstrip("/") for origin in setting.split(",") if origin.strip()]
+
+
+class CorsAllowListMiddleware:
+    """CORS for the configured origins only; no CORS at all when there are none."""
+
+    def __init__(self, app: ASGIApp, origins: Callable[[], str]) -> None:
+        self.app = app
+        self._origins = origins
+        self._handler: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._handler is None:
+            self._handler = self._build(allowed_origins(self._origins()))
+        await self._handler(scope, receive, send)
+
+    def _build(self, origins: list[str]) -> ASGIApp:
+        if not origins:
+            return self.app
+        # No credentials: callers send bearer tokens, never cookies.
+        return CORSMiddleware(
+            self.app,
+            allow_origins=origins,
+            allow_methods=CORS_ALLOW_METHODS,
+            allow_headers=CORS_ALLOW_HEADERS,
+            expose_headers=CORS_EXPOSE_HEADERS,
+            max_age=CORS_MAX_AGE_SECONDS,
+        )
