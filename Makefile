@@ -11,13 +11,14 @@ SAM_CLI_VERSION := 1.170.0
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install run test test-fast lint format validate lock clean help
+.PHONY: install run test test-fast lint format validate build lock clean help
 
 help:
 	@echo "make run       start the local stack on http://127.0.0.1:$${PORT:-3000}"
 	@echo "make test      run the whole test suite on real PostgreSQL and Redis"
 	@echo "make lint      ruff and mypy"
 	@echo "make validate  sam validate --lint (SAM CLI in its own virtualenv)"
+	@echo "make build     sam build, without Docker or a local Python 3.12"
 	@echo "make lock      re-resolve requirements*.lock from pyproject.toml"
 
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -34,7 +35,8 @@ install: $(STAMP)
 run: install
 	@$(BIN)/storefront run
 
-test: install
+# The SAM CLI too: tests/infra/test_build_smoke.py runs `sam build`.
+test: install $(SAM)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -55,6 +57,12 @@ $(SAM):
 
 validate: $(SAM)
 	@$(SAM) validate --lint --template template.yaml
+
+# Layers build with their Makefiles (Lambda-platform wheels from pip, see
+# layers/dependencies/Makefile); functions are their app.py alone. The
+# dependencies layer uses the project's pip, hence install.
+build: install $(SAM)
+	@$(SAM) build --template template.yaml
 
 lock: install
 	@$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -22,7 +23,13 @@ from storefront.migrate import upgrade_to_head
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront_dev.databases import create_database, drop_database, with_database
-from storefront_dev.embedded import start_postgres, start_redis
+from storefront_dev.embedded import (
+    LOCAL_AWS_CREDENTIALS,
+    EmbeddedS3,
+    start_postgres,
+    start_redis,
+    start_s3,
+)
 from storefront_dev.local_auth import LocalAuth, mint_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +89,22 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def s3() -> Iterator[EmbeddedS3]:
+    """moto's S3 server, over real HTTP (presigned URLs download), with a bucket
+    of this run's own; boto3 finds moto's dummy credentials in the environment."""
+    saved = {name: os.environ.get(name) for name in LOCAL_AWS_CREDENTIALS}
+    os.environ.update(LOCAL_AWS_CREDENTIALS)
+    server = start_s3(f"storefront-reports-{RUN_ID}")
+    yield server
+    server.stop()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
 def redis_key_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"test-{RUN_ID}:"
     yield prefix
@@ -91,8 +114,10 @@ def redis_key_prefix(redis_url: str) -> Iterator[str]:
     client.close()
 
 
-@pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str, redis_key_prefix: str) -> Settings:
+def suite_settings(
+    database_url: str, redis_url: str, redis_key_prefix: str, **more: Any
+) -> Settings:
+    """The suite's settings on these servers (tests/cluster uses them with a cluster)."""
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -101,7 +126,13 @@ def settings(database_url: str, redis_url: str, redis_key_prefix: str) -> Settin
         auth_hs256_secret=TEST_AUTH.secret,
         auth_issuer=TEST_AUTH.issuer,
         auth_audience=TEST_AUTH.audience,
+        **more,
     )
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, redis_key_prefix: str) -> Settings:
+    return suite_settings(database_url, redis_url, redis_key_prefix)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -6,11 +6,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+import storefront.analytics.tables
 import storefront.catalog.tables
 import storefront.events.outbox
 import storefront.idempotency
 import storefront.inventory.tables
-import storefront.orders.tables  # noqa: F401  (register every table)
+import storefront.orders.tables
+import storefront.reports.tables  # noqa: F401  (register every table)
 from storefront.adapters.database import metadata
 from storefront.migrate import head_revision
 from storefront.resources import Resources

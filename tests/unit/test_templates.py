@@ -178,6 +178,8 @@ def test_the_scheduled_functions_and_their_schedules() -> None:
         "InventoryWorkerFunction": "rate(1 minute)",
         "OrderWorkerFunction": "rate(1 minute)",
         "OutboxCleanupFunction": "rate(1 hour)",
+        "ReportWorkerFunction": "rate(1 minute)",
+        "ViewsFlushFunction": "rate(1 minute)",
     }
     relay = schedules["OutboxRelayFunction"]
     assert (relay.name, relay.event_type, relay.group) == (

@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storefront.adapters.cache import Cache
 from storefront.adapters.circuit_breaker import CircuitBreaker
 from storefront.adapters.database import create_engine
-from storefront.adapters.redis import create_redis
+from storefront.adapters.redis import RedisClient, create_redis
 from storefront.settings import Settings
 
 
@@ -23,7 +22,7 @@ from storefront.settings import Settings
 class Resources:
     settings: Settings
     _engine: AsyncEngine | None = field(default=None, repr=False)
-    _redis: Redis | None = field(default=None, repr=False)
+    _redis: RedisClient | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Resources:
@@ -36,7 +35,7 @@ class Resources:
         return self._engine
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> RedisClient:
         if self._redis is None:
             self._redis = create_redis(self.settings)
         return self._redis

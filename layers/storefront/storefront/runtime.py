@@ -28,7 +28,9 @@ def container_loop() -> asyncio.AbstractEventLoop:
     global _loop
     if _loop is None or _loop.is_closed():
         _loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(_loop)
+    # Set it every time: code that ran asyncio.run() in this thread (Alembic's
+    # environment does) leaves no current loop behind, and Mangum asks for one.
+    asyncio.set_event_loop(_loop)
     return _loop
 
 

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     redis_host: str | None = None
     redis_port: int = 6379
     redis_tls: bool = False
+    # Talk the Redis Cluster protocol (ElastiCache Serverless speaks nothing
+    # else): keys that one command or script uses together share a hash tag.
+    redis_cluster: bool = False
     # Every key this deployment writes starts with this, so test runs and
     # several stacks can share one Redis without colliding.
     redis_key_prefix: str = "sf:"
@@ -114,6 +117,32 @@ class Settings(BaseSettings):
     # Browser origins allowed to call the API (CORS), comma-separated; empty
     # allows none. The template gives API Gateway the same list.
     cors_allow_origins: str = ""
+
+    # Reports and product views
+    # The S3 bucket reports go to (the template passes ReportsBucket's name).
+    # S3_ENDPOINT_URL points boto3 at another S3: moto's server under make run.
+    reports_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    aws_region: str | None = None
+    # The longest range one report covers, both ends included.
+    report_max_days: int = Field(366, ge=1)
+    # A build running longer ends FAILED; keep it well inside the worker's
+    # time budget, so the worker is never killed mid-build.
+    report_build_timeout_seconds: float = Field(60.0, gt=0)
+    # Rows per fetch from the server-side cursor: what a build holds in memory.
+    report_fetch_rows: int = Field(1_000, ge=1)
+    # Larger objects go up in parts of this size; S3 refuses parts below 5 MiB.
+    report_part_bytes: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    report_url_expiry_seconds: int = Field(300, ge=1, le=604_800)
+    # Reports stay downloadable this long; the bucket's lifecycle rule (the
+    # template's ReportRetentionDays) deletes the objects afterwards.
+    report_retention_days: int = Field(30, ge=1)
+    # Daily popularity sets live this long in Redis: the 7d window and a day.
+    views_retention_days: int = Field(8, ge=8)
+    # Flush batch ids are remembered this long in PostgreSQL, so a batch key
+    # whose flush committed but was not deleted is never applied twice.
+    views_batch_retention_days: int = Field(7, ge=1)
+    popular_limit_max: int = Field(50, ge=1)
 
     page_size_default: int = 20
     page_size_max: int = 100

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     # Imported where used: `storefront --help` should not load Redis and pydantic.
-    from redis.asyncio import Redis
-
+    from storefront.adapters.redis import RedisClient
     from storefront.events.dead_letters import DeadLetter
     from storefront.settings import Settings
 
@@ -65,7 +64,7 @@ def format_dead_letters(letters: list[DeadLetter], total: int) -> str:
 def _list(args: argparse.Namespace) -> int:
     from storefront.events.dead_letters import count_dead_letters, list_dead_letters
 
-    async def show(redis: Redis, settings: Settings) -> str:
+    async def show(redis: RedisClient, settings: Settings) -> str:
         letters = await list_dead_letters(redis, settings, args.limit)
         return format_dead_letters(letters, await count_dead_letters(redis, settings))
 
@@ -76,7 +75,7 @@ def _list(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from storefront.events.dead_letters import replay
 
-    async def put_back(redis: Redis, settings: Settings) -> str:
+    async def put_back(redis: RedisClient, settings: Settings) -> str:
         replayed = await replay(redis, settings, args.id)
         return f"replayed {replayed.id} onto {replayed.stream} as {replayed.stream_id}"
 
@@ -86,14 +85,14 @@ def _replay(args: argparse.Namespace) -> int:
 def _purge(args: argparse.Namespace) -> int:
     from storefront.events.dead_letters import purge
 
-    async def delete(redis: Redis, settings: Settings) -> str:
+    async def delete(redis: RedisClient, settings: Settings) -> str:
         purged = await purge(redis, settings, args.id)
         return f"purged {args.id}" if args.id else f"purged {purged} dead letter(s)"
 
     return _report(delete)
 
 
-def _report(action: Callable[[Redis, Settings], Awaitable[str]]) -> int:
+def _report(action: Callable[[RedisClient, Settings], Awaitable[str]]) -> int:
     from storefront.errors import NotFound
 
     try:
@@ -104,7 +103,7 @@ def _report(action: Callable[[Redis, Settings], Awaitable[str]]) -> int:
     return 0
 
 
-def _with_redis(action: Callable[[Redis, Settings], Awaitable[T]]) -> T:
+def _with_redis(action: Callable[[RedisClient, Settings], Awaitable[T]]) -> T:
     from storefront.adapters.redis import create_redis
     from storefront.settings import Settings
 

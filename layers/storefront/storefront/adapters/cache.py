@@ -25,10 +25,8 @@ from enum import StrEnum
 from typing import TypeVar
 from uuid import uuid4
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from storefront.adapters.circuit_breaker import CircuitBreaker
+from storefront.adapters.redis import REDIS_FAILURES, RedisClient
 from storefront.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,7 +35,6 @@ T = TypeVar("T")
 Loader = Callable[[], Awaitable[bytes | None]]
 
 _MISSING = b"\x00missing"
-_REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 _FILL_IF_LEASE_HELD = """
 if redis.call('GET', KEYS[2]) == ARGV[1] then
@@ -60,7 +57,7 @@ class _RedisUnavailable(Exception):
 
 
 class Cache:
-    def __init__(self, redis: Redis, settings: Settings, breaker: CircuitBreaker) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings, breaker: CircuitBreaker) -> None:
         self._redis = redis
         self._settings = settings
         self._breaker = breaker
@@ -173,14 +170,20 @@ class Cache:
         if not names:
             return True
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.delete(self._key(name), self._lease_key(name))
-                await self._guarded(pipe.execute())
+            await self._guarded(self._delete(names))
         except _RedisUnavailable:
             logger.warning("cache invalidation failed", extra={"keys": list(names)})
             return False
         return True
+
+    async def _delete(self, names: tuple[str, ...]) -> None:
+        # All of it guarded: a cluster client's pipeline already connects
+        # (and can fail) when it opens, not only when it executes. One DEL per
+        # name, as the names' values live in different slots.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.delete(self._key(name), self._lease_key(name))
+            await pipe.execute()
 
     async def namespace_version(self, namespace: str) -> int | None:
         """The current version of a namespace of keys; None when Redis is unusable."""
@@ -204,7 +207,7 @@ class Cache:
     async def _guarded(self, call: Awaitable[T]) -> T:
         try:
             result = await call
-        except _REDIS_FAILURES as error:
+        except REDIS_FAILURES as error:
             self._breaker.record_failure()
             logger.warning("redis unavailable, bypassing cache: %s", type(error).__name__)
             raise _RedisUnavailable from error

@@ -90,10 +90,15 @@ class UnitOfWork:
     """One database transaction: commit explicitly, roll back on exit otherwise.
 
     ``async with UnitOfWork(engine) as uow: ...; await uow.commit()``
+
+    Given an open connection instead of the engine, the transaction runs on
+    that connection and leaves it open: a caller running many short
+    transactions back to back (a worker's batch of events) checks out and
+    pings one connection for all of them.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, database: AsyncEngine | AsyncConnection) -> None:
+        self._database = database
         self._connection: AsyncConnection | None = None
 
     @property
@@ -103,13 +108,21 @@ class UnitOfWork:
         return self._connection
 
     async def __aenter__(self) -> Self:
+        database = self._database
+        connection: AsyncConnection | None = None
         try:
-            self._connection = await self._engine.connect()
-            await self._connection.begin()
+            if isinstance(database, AsyncConnection):
+                connection = database
+            else:
+                connection = await database.connect()
+            await connection.begin()
         except Exception as error:
+            if connection is not None and connection is not database:
+                await connection.close()
             if is_unavailable(error):
                 raise DatabaseUnavailable(str(error)) from error
             raise
+        self._connection = connection
         return self
 
     async def __aexit__(
@@ -125,7 +138,8 @@ class UnitOfWork:
             if connection.in_transaction():
                 await connection.rollback()
         finally:
-            await connection.close()
+            if connection is not self._database:
+                await connection.close()
 
     async def commit(self) -> None:
         await self.connection.commit()

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 
+from storefront.analytics.api import router as views_router
 from storefront.catalog import service
 from storefront.catalog.domain import (
     Category,
@@ -105,7 +106,9 @@ async def create_category(
 
 
 def create_catalog_app(resources: ResourcesProvider = container_resources) -> FastAPI:
-    return create_api("Storefront catalog", [router], resources, with_health=True)
+    # Product views first: their literal /products/popular must precede
+    # /products/{product_id} (see storefront.analytics.api).
+    return create_api("Storefront catalog", [views_router, router], resources, with_health=True)
 
 
 __all__ = ["create_catalog_app", "router"]

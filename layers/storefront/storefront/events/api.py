@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel
-from redis.asyncio import Redis
 
+from storefront.adapters.redis import RedisClient
 from storefront.events import dead_letters
 from storefront.events.dead_letters import DeadLetter, Replayed
 from storefront.events.status import EventStatus, event_status
@@ -27,11 +27,11 @@ _NOT_FOUND = documented(_404="No such dead letter")
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
-async def get_redis(resources: Annotated[Resources, Depends(get_resources)]) -> Redis:
+async def get_redis(resources: Annotated[Resources, Depends(get_resources)]) -> RedisClient:
     return resources.redis
 
 
-RedisDep = Annotated[Redis, Depends(get_redis)]
+RedisDep = Annotated[RedisClient, Depends(get_redis)]
 
 
 class DeadLetterPage(BaseModel):

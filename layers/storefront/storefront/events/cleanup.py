@@ -25,12 +25,12 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import ColumnElement, Delete, Interval, cast, delete, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storefront.adapters.database import UnitOfWork
+from storefront.adapters.redis import RedisClient
 from storefront.events.dead_letters import count_dead_letters
 from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.outbox import inbox, outbox
@@ -70,7 +70,7 @@ class CleanupStats:
 
 async def run_cleanup(
     engine: AsyncEngine,
-    redis: Redis,
+    redis: RedisClient,
     settings: Settings,
     groups: Collection[str] = CONSUMER_GROUPS,
     remaining_ms: Callable[[], int] | None = None,
@@ -141,7 +141,7 @@ def cleanup_job(groups: Collection[str] = CONSUMER_GROUPS) -> ScheduledJob:
 
 
 async def trim_streams(
-    redis: Redis, settings: Settings, groups: Collection[str]
+    redis: RedisClient, settings: Settings, groups: Collection[str]
 ) -> tuple[int, list[int]]:
     """Trim every partition stream; returns (entries trimmed, partitions held back)."""
     trimmed, held_back = 0, []
@@ -155,7 +155,7 @@ async def trim_streams(
     return trimmed, held_back
 
 
-async def safe_trim_id(redis: Redis, stream: str, expected: Collection[str]) -> str | None:
+async def safe_trim_id(redis: RedisClient, stream: str, expected: Collection[str]) -> str | None:
     """The lowest id some group still needs, or None when nothing may be trimmed.
 
     Computed from values that only move forward while we read them, so a

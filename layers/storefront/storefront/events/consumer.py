@@ -40,15 +40,21 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import StreamIdT
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storefront.adapters.database import is_unavailable
-from storefront.adapters.redis import create_redis
+from storefront.adapters.redis import RedisClient, create_redis
 from storefront.events.dead_letters import dead_letter
-from storefront.events.delivery import ConsumerStats, Entry, PoisonEntry, handle_entry, read_reply
+from storefront.events.delivery import (
+    BatchConnection,
+    ConsumerStats,
+    Entry,
+    PoisonEntry,
+    handle_entry,
+    read_reply,
+)
 from storefront.events.groups import consumer_name, ensure_groups
 from storefront.events.handlers import HandlerRegistry
 from storefront.events.leases import PartitionLeases
@@ -72,7 +78,7 @@ return redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
 """
 
 
-def blocking_reader(settings: Settings) -> Redis:
+def blocking_reader(settings: Settings) -> RedisClient:
     """A client for ``XREADGROUP ... BLOCK``: the shared client's socket timeout
     (``redis_socket_timeout``) is shorter than a block, and a read that
     outlasts it would fail and be retried."""
@@ -83,11 +89,11 @@ def blocking_reader(settings: Settings) -> Redis:
 async def run_consumer(
     registry: HandlerRegistry,
     engine: AsyncEngine,
-    redis: Redis,
+    redis: RedisClient,
     settings: Settings,
     remaining_ms: RemainingMs,
     *,
-    reader: Redis | None = None,
+    reader: RedisClient | None = None,
 ) -> ConsumerStats:
     """Handle the group's events until ``remaining_ms()`` drops below the margin.
 
@@ -114,8 +120,8 @@ class _Consumer:
         self,
         registry: HandlerRegistry,
         engine: AsyncEngine,
-        redis: Redis,
-        reader: Redis,
+        redis: RedisClient,
+        reader: RedisClient,
         settings: Settings,
         remaining_ms: RemainingMs,
     ) -> None:
@@ -212,6 +218,7 @@ class _Consumer:
             entries = await self._with_deliveries(stream, entries)
         max_deliveries = self.settings.worker_max_deliveries
         acks: list[str] = []
+        connection = BatchConnection(self.engine)
         try:
             for index, entry in enumerate(entries):
                 if self.remaining_ms() < self.settings.time_budget_margin_ms // 2:
@@ -228,12 +235,13 @@ class _Consumer:
                     await self._dead_letter(stream, entry, reason)
                     continue
                 try:
-                    outcome = await handle_entry(entry, self.registry, self.engine, self.settings)
+                    outcome = await handle_entry(entry, self.registry, connection, self.settings)
                 except PoisonEntry as poison:
                     await self._dead_letter(stream, entry, poison.reason)
                     continue
                 except Exception as error:
                     self.stats.failures += 1
+                    await connection.release()
                     if is_unavailable(error):
                         # Not this entry's fault: do not count the attempt.
                         await self._undeliver(stream, entries[index:])
@@ -251,8 +259,11 @@ class _Consumer:
                 acks.append(entry.id)
                 self.stats.count(outcome)
         finally:
-            if acks:
-                await self.redis.xack(stream, self.group, *acks)
+            try:
+                await connection.release()
+            finally:
+                if acks:
+                    await self.redis.xack(stream, self.group, *acks)
 
     async def _with_deliveries(self, stream: str, entries: list[Entry]) -> list[Entry]:
         pending = await self.redis.xpending_range(

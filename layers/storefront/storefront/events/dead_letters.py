@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
 
+from storefront.adapters.redis import RedisClient
 from storefront.errors import NotFound
 from storefront.events.partitions import dead_letter_key
 from storefront.settings import Settings
@@ -76,7 +76,7 @@ class Replayed(BaseModel):
 
 
 async def dead_letter(
-    redis: Redis,
+    redis: RedisClient,
     settings: Settings,
     *,
     stream: str,
@@ -104,18 +104,20 @@ async def dead_letter(
         await pipe.execute()
 
 
-async def list_dead_letters(redis: Redis, settings: Settings, count: int = 100) -> list[DeadLetter]:
+async def list_dead_letters(
+    redis: RedisClient, settings: Settings, count: int = 100
+) -> list[DeadLetter]:
     """The oldest ``count`` dead letters, oldest first."""
     entries = await redis.xrange(dead_letter_key(settings.redis_key_prefix), count=count)
     return [_dead_letter(entry_id, fields) for entry_id, fields in entries or []]
 
 
-async def count_dead_letters(redis: Redis, settings: Settings) -> int:
+async def count_dead_letters(redis: RedisClient, settings: Settings) -> int:
     length: int = await redis.xlen(dead_letter_key(settings.redis_key_prefix))
     return length
 
 
-async def replay(redis: Redis, settings: Settings, dead_letter_id: str) -> Replayed:
+async def replay(redis: RedisClient, settings: Settings, dead_letter_id: str) -> Replayed:
     """Put a dead letter back on its original stream, as a new entry."""
     letter = await _get(redis, settings, dead_letter_id)
     if not letter.original_stream.startswith(f"{settings.redis_key_prefix}{{events}}:"):
@@ -131,7 +133,7 @@ async def replay(redis: Redis, settings: Settings, dead_letter_id: str) -> Repla
     return Replayed(id=dead_letter_id, stream=letter.original_stream, stream_id=_text(new_id))
 
 
-async def purge(redis: Redis, settings: Settings, dead_letter_id: str | None = None) -> int:
+async def purge(redis: RedisClient, settings: Settings, dead_letter_id: str | None = None) -> int:
     """Delete one dead letter (NotFound if absent), or all of them; returns how many."""
     key = dead_letter_key(settings.redis_key_prefix)
     if dead_letter_id is None:
@@ -145,7 +147,7 @@ async def purge(redis: Redis, settings: Settings, dead_letter_id: str | None = N
     return 1
 
 
-async def _get(redis: Redis, settings: Settings, dead_letter_id: str) -> DeadLetter:
+async def _get(redis: RedisClient, settings: Settings, dead_letter_id: str) -> DeadLetter:
     if not _STREAM_ID.match(dead_letter_id):
         raise _not_found(dead_letter_id)
     key = dead_letter_key(settings.redis_key_prefix)

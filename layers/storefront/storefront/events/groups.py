@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from storefront.adapters.redis import RedisClient
 from storefront.events.partitions import stream_key
 from storefront.settings import Settings
 
@@ -24,7 +24,7 @@ __all__ = ["CONSUMER_GROUPS", "consumer_name", "ensure_groups"]
 # is listed but not created yet (a worker that has never run) holds trimming
 # back instead of losing the events it has not read. A worker whose registry
 # is not listed here refuses to start (storefront.events.worker).
-CONSUMER_GROUPS: tuple[str, ...] = ("inventory", "orders")
+CONSUMER_GROUPS: tuple[str, ...] = ("inventory", "orders", "reports")
 
 
 def consumer_name(group: str) -> str:
@@ -39,7 +39,7 @@ def consumer_name(group: str) -> str:
     return f"{group}-holder"
 
 
-async def ensure_groups(redis: Redis, settings: Settings, groups: Collection[str]) -> None:
+async def ensure_groups(redis: RedisClient, settings: Settings, groups: Collection[str]) -> None:
     """Create ``groups`` on every partition stream (and the streams); idempotent."""
     async with redis.pipeline(transaction=False) as pipe:
         for partition in range(settings.event_partitions):

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from redis.asyncio import Redis
-
+from storefront.adapters.redis import RedisClient
 from storefront.settings import Settings
 
 __all__ = ["PartitionLeases", "lease_key"]
@@ -64,7 +63,7 @@ def lease_key(prefix: str, group: str, partition: int) -> str:
 class PartitionLeases:
     """The partitions one consumer invocation holds for one group."""
 
-    def __init__(self, redis: Redis, settings: Settings, group: str) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings, group: str) -> None:
         self._token = uuid4().hex
         self._ttl_ms = settings.worker_claim_min_idle_ms
         self._keys = [

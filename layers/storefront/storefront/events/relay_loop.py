@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
 from aws_lambda_powertools.metrics import MetricUnit
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storefront.adapters.redis import RedisClient
 from storefront.events.outbox import NOTIFY_CHANNEL
 from storefront.events.relay import (
     AfterXadd,
@@ -35,7 +35,7 @@ __all__ = ["run_relay"]
 
 async def run_relay(
     engine: AsyncEngine,
-    redis: Redis,
+    redis: RedisClient,
     settings: Settings,
     remaining_ms: Callable[[], int],
     *,

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storefront.adapters.redis import RedisClient
 from storefront.events.dead_letters import count_dead_letters
 from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.outbox import outbox
@@ -66,7 +66,7 @@ class EventStatus(BaseModel):
 
 async def event_status(
     engine: AsyncEngine,
-    redis: Redis,
+    redis: RedisClient,
     settings: Settings,
     groups: Collection[str] = CONSUMER_GROUPS,
 ) -> EventStatus:
@@ -88,7 +88,7 @@ async def outbox_status(engine: AsyncEngine) -> OutboxStatus:
 
 
 async def group_statuses(
-    redis: Redis,
+    redis: RedisClient,
     settings: Settings,
     groups: Collection[str] = CONSUMER_GROUPS,
     *,
@@ -139,7 +139,7 @@ async def group_statuses(
     return statuses
 
 
-async def _lag(redis: Redis, stream: str, info: Mapping[str, Any]) -> int:
+async def _lag(redis: RedisClient, stream: str, info: Mapping[str, Any]) -> int:
     lag = info.get("lag")
     if lag is not None:
         return int(lag)

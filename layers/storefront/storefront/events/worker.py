@@ -11,8 +11,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from redis.asyncio import Redis
 
+import storefront.event_types  # noqa: F401  (every payload type, so none looks unknown)
+from storefront.adapters.redis import RedisClient
 from storefront.events.consumer import ConsumerStats, blocking_reader, run_consumer
 from storefront.events.dead_letters import count_dead_letters
 from storefront.events.groups import CONSUMER_GROUPS
@@ -36,7 +37,7 @@ def worker_job(registry: HandlerRegistry) -> ScheduledJob:
         )
     # Kept for the container's life, like the shared client, and made on the
     # first invocation so it belongs to the container's loop.
-    reader: Redis | None = None
+    reader: RedisClient | None = None
 
     async def consume(resources: Resources, context: LambdaContext) -> dict[str, Any]:
         nonlocal reader

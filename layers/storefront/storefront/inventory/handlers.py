@@ -23,8 +23,7 @@ async def reserve_stock(payload: OrderPlaced, event: Event, uow: UnitOfWork) -> 
     # the same order, so the order's events commit in outbox id order. An
     # order cancelled before its stock was reserved holds nothing: reserving
     # would only starve other orders until the release came through.
-    order = await orders.get_order(uow.connection, payload.order_id, for_update=True)
-    if order is None or order.status is not OrderStatus.PENDING:
+    if await orders.lock_order(uow.connection, payload.order_id) is not OrderStatus.PENDING:
         return []
     wanted = {line.product_id: line.quantity for line in payload.items}
     stock = await repository.lock_stock(uow.connection, sorted(wanted))
@@ -43,7 +42,7 @@ async def reserve_stock(payload: OrderPlaced, event: Event, uow: UnitOfWork) -> 
 
 @inventory_handlers.on(OrderCancelled)
 async def release_stock(payload: OrderCancelled, event: Event, uow: UnitOfWork) -> Sequence[Event]:
-    await orders.get_order(uow.connection, payload.order_id, for_update=True)
+    await orders.lock_order(uow.connection, payload.order_id)
     held = await repository.take_reservation(uow.connection, payload.order_id)
     if held is None:
         return []  # rejected orders hold nothing

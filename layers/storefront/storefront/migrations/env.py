@@ -8,11 +8,13 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import storefront.analytics.tables
 import storefront.catalog.tables
 import storefront.events.outbox
 import storefront.idempotency
 import storefront.inventory.tables
-import storefront.orders.tables  # noqa: F401
+import storefront.orders.tables
+import storefront.reports.tables  # noqa: F401
 from storefront.adapters.database import metadata
 
 

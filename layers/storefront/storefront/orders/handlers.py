@@ -21,21 +21,21 @@ order_handlers = HandlerRegistry("orders")
 
 @order_handlers.on(StockReserved)
 async def confirm_order(payload: StockReserved, event: Event, uow: UnitOfWork) -> Sequence[Event]:
-    order = await repository.get_order(uow.connection, payload.order_id, for_update=True)
-    if order is None or order.status is not OrderStatus.PENDING:
+    order_id = payload.order_id
+    if await repository.lock_order(uow.connection, order_id) is not OrderStatus.PENDING:
         return []
-    await repository.set_status(uow.connection, order.id, OrderStatus.CONFIRMED)
-    return [Event.of(OrderConfirmed(order_id=order.id), order.id, caused_by=event)]
+    await repository.set_status(uow.connection, order_id, OrderStatus.CONFIRMED)
+    return [Event.of(OrderConfirmed(order_id=order_id), order_id, caused_by=event)]
 
 
 @order_handlers.on(StockRejected)
 async def reject_order(payload: StockRejected, event: Event, uow: UnitOfWork) -> Sequence[Event]:
-    order = await repository.get_order(uow.connection, payload.order_id, for_update=True)
-    if order is None or order.status is not OrderStatus.PENDING:
+    order_id = payload.order_id
+    if await repository.lock_order(uow.connection, order_id) is not OrderStatus.PENDING:
         return []
     reason = "not enough stock: " + ", ".join(
         f"{s.product_id} ({s.requested} requested, {s.available} available)"
         for s in payload.shortages
     )
-    await repository.set_status(uow.connection, order.id, OrderStatus.REJECTED, reason)
-    return [Event.of(OrderRejected(order_id=order.id, reason=reason), order.id, caused_by=event)]
+    await repository.set_status(uow.connection, order_id, OrderStatus.REJECTED, reason)
+    return [Event.of(OrderRejected(order_id=order_id, reason=reason), order_id, caused_by=event)]

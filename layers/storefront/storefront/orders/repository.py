@@ -67,6 +67,17 @@ async def get_order(
     return (await _with_items(connection, [row._mapping]))[0]
 
 
+async def lock_order(connection: AsyncConnection, order_id: UUID) -> OrderStatus | None:
+    """Lock the order's row, as every writer of its events does first (see
+    :func:`get_order`); its status, or None when it does not exist. One
+    statement, where ``get_order`` also reads the items: the saga's handlers
+    need only the status, and they run once per event."""
+    status = await connection.scalar(
+        select(orders.c.status).where(orders.c.id == order_id).with_for_update()
+    )
+    return None if status is None else OrderStatus(status)
+
+
 async def list_orders(connection: AsyncConnection, query: OrderQuery) -> list[Order]:
     statement = select(orders).order_by(orders.c.id).limit(query.limit + 1)
     if query.after is not None:

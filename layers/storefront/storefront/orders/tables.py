@@ -33,6 +33,8 @@ orders = Table(
     ),
     Index("ix_orders_status_id", "status", "id"),
     Index("ix_orders_customer_id_id", "customer_id", "id"),
+    # Reports aggregate the orders placed in a range of days.
+    Index("ix_orders_created_at", "created_at"),
 )
 
 order_items = Table(

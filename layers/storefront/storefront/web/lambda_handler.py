@@ -31,6 +31,7 @@ def api_handler(app: FastAPI) -> LambdaHandler:
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        container_loop()  # Mangum runs the request on the current loop: ours
         response: dict[str, Any] = asgi(event, context)  # type: ignore[arg-type]
         return response
 

@@ -11,10 +11,11 @@ caller, so neither tokens' subjects nor IPs sit in Redis key names.
 in each class, or to the class's own limit when that is lower.
 
 **How.** The ``limits`` library's sliding-window counter on its async Redis
-storage (redis-py), on the container's own connection pool, so it shares the
+storage (redis-py), on the container's own client, so it shares the
 container's loop and connections: one Lua script counts the hit, one reads the
 window for the headers. The window's two keys share a hash tag (``limits``
-wraps the key in braces), so the script also runs on Redis Cluster.
+wraps the key in braces), so the script also runs on Redis Cluster, through
+``limits``' cluster storage when the container's client is a cluster client.
 
 **Redis down.** Requests pass (fail open: losing the shop is worse than an
 unmetered minute), each one counted by the ``RateLimitFailOpen`` metric. The
@@ -35,18 +36,19 @@ import math
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
+from limits.aio.storage.redis.redispy import RedispyBridge
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio import RedisCluster
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storefront.adapters.circuit_breaker import CircuitBreaker
+from storefront.adapters.redis import REDIS_FAILURES, RedisClient
 from storefront.auth.principal import Principal
 from storefront.errors import DomainError
 from storefront.observability import logger, metrics
@@ -67,7 +69,6 @@ __all__ = [
 
 FAIL_OPEN_METRIC = "RateLimitFailOpen"
 _STATE_KEY = "rate_limit"
-_REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 # A Lambda container serves one request at a time. Where many run at once
 # (tests, a plain ASGI server), this keeps a burst from taking every connection
 # of the pool the cache shares: redis-py's async pool refuses a connection past
@@ -129,17 +130,12 @@ class RateLimiter:
     """Counts hits per (route class, caller) in Redis; None when it cannot tell."""
 
     def __init__(
-        self, redis: Redis, settings: Settings, breaker: CircuitBreaker | None = None
+        self, redis: RedisClient, settings: Settings, breaker: CircuitBreaker | None = None
     ) -> None:
         self.redis = redis
-        storage = RedisStorage(
-            "async+redis://",
-            implementation="redispy",
-            key_prefix=f"{settings.redis_key_prefix}ratelimit",
-            # Our pool, not one of its own: same loop, retries and timeouts.
-            connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+        self._window = SlidingWindowCounterRateLimiter(
+            _storage_on(redis, key_prefix=f"{settings.redis_key_prefix}ratelimit")
         )
-        self._window = SlidingWindowCounterRateLimiter(storage)
         self._calls = asyncio.Semaphore(_MAX_CONCURRENT_CALLS)
         self._limits = {
             RouteClass.READ: parse(settings.rate_limit_read),
@@ -167,7 +163,7 @@ class RateLimiter:
             async with self._calls:
                 allowed = await self._window.hit(limit, *key)
                 window = await self._window.get_window_stats(limit, *key)
-        except _REDIS_FAILURES as error:
+        except REDIS_FAILURES as error:
             self.breaker.record_failure()
             logger.warning("redis unavailable, rate limits not enforced: %s", type(error).__name__)
             _count_fail_open()
@@ -178,6 +174,43 @@ class RateLimiter:
         reset = window.reset_time - time.time()
         reset_seconds = max(1, math.ceil(reset)) if reset > 0 else limit.get_expiry()
         return Decision(allowed, limit.amount, window.remaining, reset_seconds)
+
+
+def _storage_on(redis: RedisClient, key_prefix: str) -> RedisStorage:
+    """``limits``' storage on our client, not on one of its own: same loop,
+    connections, retries and timeouts."""
+    if isinstance(redis, RedisCluster):
+        return _ClusterStorageOn(redis, key_prefix)
+    return RedisStorage(
+        "async+redis://",
+        implementation="redispy",
+        key_prefix=key_prefix,
+        connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+    )
+
+
+class _ClusterStorageOn(RedisClusterStorage):
+    """``limits``' cluster storage on a given cluster client.
+
+    It takes no client (nor pool) as an option and would build a client of
+    its own from a URI; ``configure_bridge`` is where it does, so this hands
+    its redis-py bridge ours instead, before the bridge registers its scripts.
+    """
+
+    def __init__(self, client: RedisCluster, key_prefix: str) -> None:
+        self._client = client
+        # The URI would only say where limits' own client connects.
+        super().__init__(
+            "async+redis+cluster://unused:0", implementation="redispy", key_prefix=key_prefix
+        )
+
+    def configure_bridge(self) -> None:
+        assert isinstance(self.bridge, RedispyBridge)
+        # The very class limits would build; its own protocol for clients is
+        # narrower than redis-py's annotations, hence Any.
+        client: Any = self._client
+        self.bridge.storage = client
+        self.bridge.connection_getter = lambda _readonly: client
 
 
 def _per_second(limit: RateLimitItem) -> float:

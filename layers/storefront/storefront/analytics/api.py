@@ -1,0 +1,63 @@
+"""Product-view routes, served by the catalog function (they live under /products).
+
+The catalog app includes this router BEFORE its own: FastAPI matches routes in
+order, and ``/products/{product_id}`` would otherwise take ``/products/popular``
+(API Gateway prefers the literal path on its own).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from storefront.analytics import service
+from storefront.analytics.counters import ViewCounter
+from storefront.analytics.domain import Popular, Window
+from storefront.web.dependencies import CacheDep, Engine, SettingsDep, get_resources
+from storefront.web.problems import documented
+
+router = APIRouter(tags=["product views"])
+
+
+async def get_view_counter(request: Request) -> ViewCounter:
+    """One counter per container, like the rate limiter; rebuilt if the
+    resources were closed and reopened."""
+    resources = await get_resources(request)
+    counter: ViewCounter | None = getattr(request.app.state, "view_counter", None)
+    if counter is None or counter.redis is not resources.redis:
+        counter = request.app.state.view_counter = ViewCounter(resources.redis, resources.settings)
+    return counter
+
+
+Counter = Annotated[ViewCounter, Depends(get_view_counter)]
+
+
+@router.get("/products/popular", response_model=Popular)
+async def popular_products(
+    engine: Engine,
+    counter: Counter,
+    settings: SettingsDep,
+    window: Window = Window.HOURS_24,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> Popular:
+    wanted = min(limit or 10, settings.popular_limit_max)
+    return await service.popular(window, wanted, engine, counter)
+
+
+@router.post(
+    "/products/{product_id}/views",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=documented(_404="No such product"),
+)
+async def record_view(
+    product_id: UUID, engine: Engine, cache: CacheDep, counter: Counter
+) -> Response:
+    # 202 even when Redis was down and the view was dropped: a page view's
+    # beacon has nothing to retry, and the drop is counted in the metrics.
+    await service.record_view(product_id, engine, cache, counter)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+__all__ = ["router"]

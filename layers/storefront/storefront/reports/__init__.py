@@ -1,0 +1,1 @@
+"""Reports: aggregates built by a worker, streamed to S3, downloaded through presigned URLs."""

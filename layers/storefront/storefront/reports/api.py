@@ -1,0 +1,122 @@
+"""Report routes: HTTP in, use case call, HTTP out. Every route is for admins.
+
+The reports function is its own Lambda (``functions/reports_api``): it is the
+only API function allowed to read and delete report objects in S3, and the
+only one that pays for boto3 on a cold start.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, FastAPI, Header, Query, Response, status
+from fastapi.responses import RedirectResponse
+
+from storefront.adapters.object_store import S3ObjectStore
+from storefront.idempotency import HEADER, IdempotencyKey
+from storefront.pagination import decode_cursor
+from storefront.reports import service
+from storefront.reports.domain import Report, ReportPage, ReportQuery, ReportStatus, RequestReport
+from storefront.runtime import container_resources
+from storefront.web.app import ResourcesProvider, create_api
+from storefront.web.authentication import AdminPrincipal
+from storefront.web.dependencies import CorrelationId, Engine, SettingsDep
+from storefront.web.problems import documented
+
+router = APIRouter(tags=["reports"])
+
+_NOT_FOUND = documented(_404="No such report")
+
+
+@router.post(
+    "/reports",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Report,
+    responses=documented(_409="A request with this Idempotency-Key is still in progress"),
+)
+async def request_report(
+    request: RequestReport,
+    response: Response,
+    engine: Engine,
+    settings: SettingsDep,
+    correlation_id: CorrelationId,
+    caller: AdminPrincipal,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            description="Retry safely: the same key and body replay the first answer (24 h)",
+        ),
+    ] = None,
+) -> Report:
+    key = None
+    if idempotency_key is not None:
+        body = request.model_dump_json().encode()
+        key = IdempotencyKey.of(idempotency_key, caller.subject, "POST /reports", body)
+    requested = await service.request_report(
+        request,
+        caller.subject,
+        engine,
+        settings,
+        correlation_id=correlation_id,
+        idempotency_key=key,
+    )
+    response.headers["Location"] = f"/reports/{requested.report.id}"
+    if requested.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return requested.report
+
+
+@router.get("/reports", response_model=ReportPage)
+async def list_reports(
+    engine: Engine,
+    settings: SettingsDep,
+    _: AdminPrincipal,
+    status: Literal["PENDING", "READY", "FAILED"] | None = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> ReportPage:
+    query = ReportQuery(
+        status=ReportStatus(status) if status else None,
+        before=decode_cursor(cursor) if cursor else None,
+        limit=min(limit or settings.page_size_default, settings.page_size_max),
+    )
+    return await service.list_reports(query, engine, settings)
+
+
+@router.get("/reports/{report_id}", response_model=Report, responses=_NOT_FOUND)
+async def get_report(
+    report_id: UUID, engine: Engine, settings: SettingsDep, _: AdminPrincipal
+) -> Report:
+    store = S3ObjectStore.from_settings(settings)
+    return await service.get_report(report_id, engine, store, settings)
+
+
+@router.get(
+    "/reports/{report_id}/download",
+    status_code=status.HTTP_303_SEE_OTHER,
+    response_class=RedirectResponse,
+    responses=_NOT_FOUND | documented(_409="The report is not READY"),
+)
+async def download_report(
+    report_id: UUID, engine: Engine, settings: SettingsDep, _: AdminPrincipal
+) -> RedirectResponse:
+    store = S3ObjectStore.from_settings(settings)
+    url = await service.download_url(report_id, engine, store, settings)
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.delete("/reports/{report_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+async def delete_report(
+    report_id: UUID, engine: Engine, settings: SettingsDep, _: AdminPrincipal
+) -> Response:
+    await service.delete_report(report_id, engine, S3ObjectStore.from_settings(settings))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def create_reports_app(resources: ResourcesProvider = container_resources) -> FastAPI:
+    return create_api("Storefront reports", [router], resources)
+
+
+__all__ = ["create_reports_app", "router"]

@@ -1,0 +1,40 @@
+"""What the reports worker does with a ReportRequested: build the report.
+
+The registry is made by :func:`report_handlers` with the container's
+resources (engine, settings) and an object store, so tests pass their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from storefront.adapters.database import UnitOfWork
+from storefront.adapters.object_store import ObjectStore, S3ObjectStore
+from storefront.events.envelope import Event
+from storefront.events.handlers import HandlerRegistry
+from storefront.reports import service
+from storefront.reports.events import ReportRequested
+from storefront.resources import Resources
+from storefront.settings import Settings
+
+__all__ = ["REPORTS_GROUP", "report_handlers"]
+
+REPORTS_GROUP = "reports"
+
+
+def report_handlers(
+    resources: Callable[[], Resources],
+    store_for: Callable[[Settings], ObjectStore] = S3ObjectStore.from_settings,
+) -> HandlerRegistry:
+    registry = HandlerRegistry(REPORTS_GROUP)
+
+    @registry.on(ReportRequested)
+    async def build_report(
+        payload: ReportRequested, event: Event, uow: UnitOfWork
+    ) -> Sequence[Event]:
+        current = resources()
+        store = store_for(current.settings)
+        await service.build_report(payload.report_id, uow, current.engine, store, current.settings)
+        return []
+
+    return registry

@@ -1,0 +1,101 @@
+"""``make chaos``: fault injection against servers of its own; fails loudly on any loss.
+
+python -m storefront_dev.chaos [--quick] [--only kills,redis,postgres]
+
+Starts its own PostgreSQL and Redis on free ports (:mod:`.servers`), so it
+can stop and kill them; it never signals a process it did not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from storefront_dev.bench.environment import bench_environment
+from storefront_dev.chaos.kills import ChaosFailure, run_kills
+from storefront_dev.chaos.outages import run_postgres_outage, run_redis_outage
+from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis
+
+SCENARIOS = ("kills", "redis", "postgres")
+
+
+def step(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated subset")
+    parser.add_argument("--orders", type=int, help="orders in scenario 1 (default 10,000)")
+    parser.add_argument("--seed", type=int, help="random seed, to replay a run's kills")
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="sf-chaos-") as scratch:
+        root = Path(scratch)
+        postgres = ChaosPostgres(root / "pg")
+        redis = ChaosRedis(root / "redis")
+        postgres.start()
+        redis.start()
+        step(f"own servers: PostgreSQL on {postgres.port}, Redis on {redis.port} (logs in {root})")
+        try:
+            for name in names:
+                started = time.monotonic()
+                step(f"scenario {name} ...")
+                try:
+                    with bench_environment(postgres.url, redis.url, label="chaos") as env:
+                        lines = _run(name, env, postgres, redis, root, args)
+                except ChaosFailure as failure:
+                    failures += 1
+                    print(f"FAILED {name}: {failure}", flush=True)
+                    continue
+                print(f"{name}: passed in {time.monotonic() - started:.0f} s", flush=True)
+                for line in lines:
+                    print(f"  {line}", flush=True)
+        finally:
+            redis.stop()
+            postgres.remove()
+    return 1 if failures else 0
+
+
+def _run(
+    name: str,
+    env: object,
+    postgres: ChaosPostgres,
+    redis: ChaosRedis,
+    root: Path,
+    args: argparse.Namespace,
+) -> list[str]:
+    from storefront_dev.bench.environment import BenchEnvironment
+
+    assert isinstance(env, BenchEnvironment)
+    if name == "kills":
+        orders = args.orders or (300 if args.quick else 10_000)
+        report = asyncio.run(
+            run_kills(
+                env,
+                orders=orders,
+                clients=16,
+                kills=4 if args.quick else 20,
+                expected_seconds=orders / 80,
+                logs=root,
+                seed=args.seed,
+            )
+        )
+        return report.lines()
+    if name == "redis":
+        return asyncio.run(run_redis_outage(env, redis, quick=args.quick, logs=root))
+    return asyncio.run(run_postgres_outage(env, postgres, quick=args.quick))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Chaos scenario 1: orders keep coming while the relay and workers are SIGKILLed.
+
+Concurrent clients place orders through the orders API (each client its own
+"container": its own app, engine and Redis client, an Idempotency-Key per
+order, retried on 5xx and 409 as a client should). Meanwhile the relay and
+both workers run as real processes, two of each (overlapping invocations, as
+the schedules make them), and a random one of them is SIGKILLed and started
+again, ``kills`` times. Then the pipeline is left to settle, and the books
+are checked: every order terminal, every event relayed and handled by its
+group exactly once, reserved stock equal to what the confirmed orders hold,
+no dead letters. Duplicates (a killed relay republishes, a killed worker's
+entries are delivered again) are counted, and must all have been absorbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from storefront.events.partitions import dead_letter_key, stream_key
+from storefront.orders.api import create_orders_app
+from storefront.resources import Resources
+from storefront_dev.bench.environment import BenchEnvironment
+from storefront_dev.bench.fixtures import seed_products
+from storefront_dev.bench.processes import SAGA_FUNCTIONS, FunctionProcess
+
+__all__ = ["ChaosFailure", "KillReport", "run_kills"]
+
+# A killed worker's partition leases expire after this (the deployed 90 s
+# would stall its partitions for that long after every kill); the pending
+# entries it left are re-read by the next holder.
+CHAOS_FUNCTION_ENVIRONMENT = {"WORKER_CLAIM_MIN_IDLE_MS": "5000", "WORKER_BLOCK_MS": "500"}
+
+
+class ChaosFailure(AssertionError):
+    """Something was lost or left inconsistent: the scenario fails loudly."""
+
+
+@dataclass
+class KillReport:
+    orders: int = 0
+    clients: int = 0
+    client_retries: int = 0
+    kills: Counter[str] = field(default_factory=Counter)
+    statuses: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+    stream_entries: int = 0
+    duplicate_entries: int = 0
+    dead_letters: int = 0
+    seconds_placing: float = 0.0
+    seconds_settling: float = 0.0
+
+    def lines(self) -> list[str]:
+        kills = ", ".join(f"{name} {count}" for name, count in sorted(self.kills.items()))
+        return [
+            f"orders placed: {self.orders:,} by {self.clients} concurrent clients"
+            f" in {self.seconds_placing:.1f} s ({self.client_retries} client retries)",
+            f"SIGKILLs: {sum(self.kills.values())} ({kills})",
+            f"settled {self.seconds_settling:.1f} s after the last order",
+            f"orders: {self.statuses}",
+            f"events: {self.events:,} written, 0 lost; {self.stream_entries:,} stream entries,"
+            f" {self.duplicate_entries} duplicates (republished after a kill), all absorbed",
+            f"dead letters: {self.dead_letters}; reserved stock = confirmed quantities: yes",
+        ]
+
+
+async def _client(
+    env: BenchEnvironment,
+    products: list[uuid.UUID],
+    orders: asyncio.Queue[int],
+    report: KillReport,
+    rng: random.Random,
+) -> None:
+    resources = Resources.from_settings(env.settings)
+    transport = httpx.ASGITransport(app=create_orders_app(lambda: resources))
+    subject = f"chaos-{uuid.uuid4().hex[:8]}"
+    headers = {"Authorization": f"Bearer {env.token(subject)}"}
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://chaos") as client:
+            while True:
+                try:
+                    orders.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                lines = rng.sample(products, rng.randint(1, 2))
+                body = {
+                    "items": [{"product_id": str(p), "quantity": rng.randint(1, 3)} for p in lines]
+                }
+                key = {"Idempotency-Key": uuid.uuid4().hex, **headers}
+                for attempt in range(50):
+                    response = await client.post("/orders", json=body, headers=key)
+                    if response.status_code == 201:
+                        report.orders += 1
+                        break
+                    if response.status_code < 500 and response.status_code not in (409, 429):
+                        raise ChaosFailure(f"order refused: {response.status_code} {response.text}")
+                    report.client_retries += 1
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                else:
+                    raise ChaosFailure("an order was not accepted after 50 attempts")
+    finally:
+        await resources.close()
+
+
+async def _killer(
+    processes: list[FunctionProcess],
+    kills: int,
+    interval: float,
+    report: KillReport,
+    rng: random.Random,
+) -> None:
+    for _ in range(kills):
+        await asyncio.sleep(rng.uniform(0.5, 1.5) * interval)
+        victim = rng.choice(processes)
+        victim.kill()
+        report.kills[victim.function] += 1
+        # The next invocation, in a new container: a cold start, then on.
+        await asyncio.to_thread(victim.start)
+
+
+async def _settle(connection: asyncpg.Connection, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = await connection.fetchval(
+            "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING')"
+            " + (SELECT count(*) FROM outbox WHERE published_at IS NULL)"
+        )
+        if pending == 0:
+            return
+        await asyncio.sleep(0.5)
+    raise ChaosFailure(f"the pipeline did not settle within {timeout:.0f} s")
+
+
+async def _check(env: BenchEnvironment, connection: asyncpg.Connection, report: KillReport) -> None:
+    rows = await connection.fetch("SELECT status, count(*) AS n FROM orders GROUP BY status")
+    report.statuses = {row["status"]: row["n"] for row in rows}
+    if sum(report.statuses.values()) != report.orders:
+        raise ChaosFailure(f"{report.orders} orders accepted, {report.statuses} stored")
+    if set(report.statuses) - {"CONFIRMED", "REJECTED"}:
+        raise ChaosFailure(f"orders not terminal: {report.statuses}")
+    unhandled = await connection.fetch(
+        """
+        SELECT o.event_type, count(*) AS n FROM outbox o
+        WHERE (o.event_type = 'OrderPlaced' AND NOT EXISTS (SELECT 1 FROM inbox i
+                 WHERE i.consumer = 'inventory' AND i.event_id = o.event_id))
+           OR (o.event_type IN ('StockReserved', 'StockRejected') AND NOT EXISTS (
+                 SELECT 1 FROM inbox i WHERE i.consumer = 'orders' AND i.event_id = o.event_id))
+           OR o.published_at IS NULL
+        GROUP BY o.event_type
+        """
+    )
+    if unhandled:
+        raise ChaosFailure(f"events lost: {[dict(row) for row in unhandled]}")
+    mismatched = await connection.fetch(
+        """
+        SELECT s.product_id, s.reserved, coalesce(c.quantity, 0) AS confirmed
+        FROM stock_levels s LEFT JOIN (
+            SELECT i.product_id, sum(i.quantity) AS quantity FROM order_items i
+            JOIN orders o ON o.id = i.order_id AND o.status = 'CONFIRMED' GROUP BY i.product_id
+        ) c ON c.product_id = s.product_id
+        WHERE s.reserved <> coalesce(c.quantity, 0)
+        """
+    )
+    if mismatched:
+        raise ChaosFailure(f"reserved stock != confirmed: {[dict(row) for row in mismatched]}")
+    report.events = await connection.fetchval("SELECT count(*) FROM outbox")
+    redis = Resources.from_settings(env.settings).redis
+    try:
+        seen: Counter[bytes] = Counter()
+        for partition in range(env.settings.event_partitions):
+            stream = stream_key(env.redis_key_prefix, partition)
+            for _, fields in await redis.xrange(stream):
+                seen[fields[b"outbox_id"]] += 1
+        report.stream_entries = sum(seen.values())
+        report.duplicate_entries = report.stream_entries - len(seen)
+        report.dead_letters = await redis.xlen(dead_letter_key(env.redis_key_prefix))
+    finally:
+        await redis.aclose()
+    if len(seen) != report.events:
+        raise ChaosFailure(f"{report.events} events written, {len(seen)} on the streams")
+    if report.dead_letters:
+        raise ChaosFailure(f"{report.dead_letters} dead letters")
+
+
+async def run_kills(
+    env: BenchEnvironment,
+    *,
+    orders: int,
+    clients: int,
+    kills: int,
+    expected_seconds: float,
+    logs: Path,
+    settle_seconds: float = 180.0,
+    seed: int | None = None,
+) -> KillReport:
+    rng = random.Random(seed)
+    report = KillReport(clients=clients)
+    connection = await asyncpg.connect(env.database_url)
+    environment = env.environment() | CHAOS_FUNCTION_ENVIRONMENT
+    processes = [
+        FunctionProcess(name, environment, log=logs / f"{name}-{copy}.log")
+        for name in SAGA_FUNCTIONS
+        for copy in (1, 2)
+    ]
+    try:
+        # Stock for about nine orders in ten: some are rejected, most confirmed.
+        products = await seed_products(connection, 20, on_hand=max(1, orders * 3 * 9 // 200))
+        await asyncio.gather(*(asyncio.to_thread(process.start) for process in processes))
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(orders):
+            queue.put_nowait(index)
+        killer = asyncio.create_task(
+            _killer(processes, kills, expected_seconds / kills, report, rng)
+        )
+        started = time.monotonic()
+        await asyncio.gather(*(_client(env, products, queue, report, rng) for _ in range(clients)))
+        report.seconds_placing = time.monotonic() - started
+        await killer
+        settled = time.monotonic()
+        await _settle(connection, settle_seconds)
+        report.seconds_settling = time.monotonic() - settled
+        await _check(env, connection, report)
+    finally:
+        for process in processes:
+            process.stop()
+        await connection.close()
+    return report

@@ -1,0 +1,11 @@
+"""Retention and stream trimming (tests/integration/test_cleanup.py) on Redis Cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cluster.suites import reuse
+
+pytestmark = pytest.mark.cluster
+
+globals().update(reuse("tests.integration.test_cleanup"))
