@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(names) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
+    _quiet_in_process_apps()
     failures = 0
     with tempfile.TemporaryDirectory(prefix="sf-chaos-") as scratch:
         root = Path(scratch)
@@ -65,6 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             redis.stop()
             postgres.remove()
     return 1 if failures else 0
+
+
+def _quiet_in_process_apps() -> None:
+    """The scenarios' clients call the API apps in this process: their request
+    logs and EMF metrics would bury the scenario's own figures."""
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    from storefront.observability import logger
+
+    logger.setLevel("ERROR")
 
 
 def _run(

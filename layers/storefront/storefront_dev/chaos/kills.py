@@ -126,8 +126,8 @@ async def _killer(
         await asyncio.to_thread(victim.start)
 
 
-async def _settle(connection: asyncpg.Connection, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+async def _settle(connection: asyncpg.Connection, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         pending = await connection.fetchval(
             "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING')"
@@ -136,7 +136,7 @@ async def _settle(connection: asyncpg.Connection, timeout: float) -> None:
         if pending == 0:
             return
         await asyncio.sleep(0.5)
-    raise ChaosFailure(f"the pipeline did not settle within {timeout:.0f} s")
+    raise ChaosFailure(f"the pipeline did not settle within {seconds:.0f} s")
 
 
 async def _check(env: BenchEnvironment, connection: asyncpg.Connection, report: KillReport) -> None:
@@ -174,11 +174,11 @@ async def _check(env: BenchEnvironment, connection: asyncpg.Connection, report: 
     report.events = await connection.fetchval("SELECT count(*) FROM outbox")
     redis = Resources.from_settings(env.settings).redis
     try:
-        seen: Counter[bytes] = Counter()
+        seen: Counter[str] = Counter()
         for partition in range(env.settings.event_partitions):
             stream = stream_key(env.redis_key_prefix, partition)
-            for _, fields in await redis.xrange(stream):
-                seen[fields[b"outbox_id"]] += 1
+            for _, fields in await redis.xrange(stream) or []:
+                seen[str((fields or {}).get(b"outbox_id"))] += 1
         report.stream_entries = sum(seen.values())
         report.duplicate_entries = report.stream_entries - len(seen)
         report.dead_letters = await redis.xlen(dead_letter_key(env.redis_key_prefix))

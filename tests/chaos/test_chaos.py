@@ -1,0 +1,69 @@
+"""Short forms of ``make chaos``: the same scenarios, small, on servers of their own.
+
+Each asserts what the full run asserts (nothing lost, every order terminal,
+stock consistent, no dead letters; 503 problem+json while PostgreSQL is
+down), never how fast: timing is ``make bench``'s business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from storefront_dev.bench.environment import BenchEnvironment, bench_environment
+from storefront_dev.chaos.kills import run_kills
+from storefront_dev.chaos.outages import run_postgres_outage, run_redis_outage
+from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis
+
+
+@pytest.fixture(scope="module")
+def chaos_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosPostgres]:
+    server = ChaosPostgres(tmp_path_factory.mktemp("chaos") / "pg")
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def chaos_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosRedis]:
+    server = ChaosRedis(tmp_path_factory.mktemp("chaos") / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def chaos_env(chaos_postgres: ChaosPostgres, chaos_redis: ChaosRedis) -> Iterator[BenchEnvironment]:
+    with bench_environment(chaos_postgres.url, chaos_redis.url, label="chaos") as env:
+        yield env
+
+
+async def test_killing_relay_and_workers_loses_nothing(
+    chaos_env: BenchEnvironment, tmp_path: Path
+) -> None:
+    report = await run_kills(
+        chaos_env, orders=150, clients=8, kills=3, expected_seconds=3, logs=tmp_path, seed=7
+    )
+
+    assert sum(report.kills.values()) == 3
+    assert report.orders == 150
+    assert set(report.statuses) <= {"CONFIRMED", "REJECTED"}
+    assert report.dead_letters == 0
+
+
+async def test_redis_killed_and_restarted_loses_nothing(
+    chaos_env: BenchEnvironment, chaos_redis: ChaosRedis, tmp_path: Path
+) -> None:
+    lines = await run_redis_outage(chaos_env, chaos_redis, quick=True, logs=tmp_path)
+
+    assert any("all answered" in line for line in lines)
+
+
+async def test_postgres_stopped_answers_503_and_recovers(
+    chaos_env: BenchEnvironment, chaos_postgres: ChaosPostgres
+) -> None:
+    lines = await run_postgres_outage(chaos_env, chaos_postgres, quick=True)
+
+    assert any("recovered" in line for line in lines)
