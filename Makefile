@@ -39,6 +39,15 @@ run: install
 test: install $(SAM)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Figures against a reference from the same run (README, Performance); servers
+# as for test (BENCH_* or TEST_* URLs, else embedded). Chaos starts its own.
+.PHONY: bench chaos
+bench: install
+	@$(BIN)/python -m storefront_dev.bench $(BENCH_ARGS)
+
+chaos: install
+	@$(BIN)/python -m storefront_dev.chaos $(CHAOS_ARGS)
+
 lint: install
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .

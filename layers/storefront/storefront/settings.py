@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     time_budget_margin_ms: int = 2_000
     worker_block_ms: int = 1_000
     worker_batch_size: int = 100
+    # Partitions a worker handles side by side, each on its own connection:
+    # at most the engine's pool (1 + 2 overflow), or a batch would wait for one.
+    worker_partition_concurrency: int = Field(2, ge=1, le=3)
     worker_max_deliveries: int = 5
     # Pending entries idle this long belong to a dead invocation: above the
     # worker function's timeout, so a live one never loses its entries.

@@ -42,13 +42,15 @@ BENCHMARKS = ("relay", "worker", "latency", "warm", "cold", "pagination")
 class Sizes:
     relay_rows: int = 100_000
     tutorial_rows: int = 2_000
-    relay_repeats: int = 2
+    relay_repeats: int = 3
     worker_events: int = 2_000
     worker_repeats: int = 2
     rate: float = 200.0
     seconds: float = 30.0
+    gentle_rate: float = 20.0
+    gentle_seconds: float = 10.0
     warm_rounds: int = 500
-    cold_repeats: int = 4
+    cold_repeats: int = 6
     page_rows: int = 100_100
     page_depth: int = 100_000
     page_requests: int = 200
@@ -63,6 +65,8 @@ QUICK = Sizes(
     worker_repeats=1,
     rate=50.0,
     seconds=2.0,
+    gentle_rate=20.0,
+    gentle_seconds=1.0,
     warm_rounds=30,
     cold_repeats=1,
     page_rows=3_000,
@@ -100,7 +104,15 @@ def _runners(
             bench_worker(env, report, events=sizes.worker_events, repeats=sizes.worker_repeats)
         ),
         "latency": lambda: asyncio.run(
-            bench_latency(env, report, rate=sizes.rate, seconds=sizes.seconds, logs=logs)
+            bench_latency(
+                env,
+                report,
+                rate=sizes.rate,
+                seconds=sizes.seconds,
+                gentle_rate=sizes.gentle_rate,
+                gentle_seconds=sizes.gentle_seconds,
+                logs=logs,
+            )
         ),
         "warm": lambda: bench_warm(env, report, rounds=sizes.warm_rounds),
         "cold": lambda: bench_cold_start(

@@ -10,6 +10,7 @@ subject, subject, reference, ...) so a burst of noise lands on both.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -157,7 +158,7 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     if not samples:
         raise ValueError("no samples")
     ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
     return ordered[rank]
 
 

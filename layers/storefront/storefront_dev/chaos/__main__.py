@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from storefront_dev.bench.environment import bench_environment
 from storefront_dev.chaos.kills import ChaosFailure, run_kills
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(names) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
-    _quiet_in_process_apps()
+    figures = _quiet_in_process_apps()
     failures = 0
     with tempfile.TemporaryDirectory(prefix="sf-chaos-") as scratch:
         root = Path(scratch)
@@ -58,24 +59,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                         lines = _run(name, env, postgres, redis, root, args)
                 except ChaosFailure as failure:
                     failures += 1
-                    print(f"FAILED {name}: {failure}", flush=True)
+                    print(f"FAILED {name}: {failure}", file=figures)
                     continue
-                print(f"{name}: passed in {time.monotonic() - started:.0f} s", flush=True)
+                print(f"{name}: passed in {time.monotonic() - started:.0f} s", file=figures)
                 for line in lines:
-                    print(f"  {line}", flush=True)
+                    print(f"  {line}", file=figures)
         finally:
             redis.stop()
             postgres.remove()
     return 1 if failures else 0
 
 
-def _quiet_in_process_apps() -> None:
+def _quiet_in_process_apps() -> TextIO:
     """The scenarios' clients call the API apps in this process: their request
-    logs and EMF metrics would bury the scenario's own figures."""
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    logs and EMF metrics (printed to stdout) would bury the scenario's own
+    figures. Stdout goes to /dev/null; the figures go to the returned stream,
+    the real stdout."""
+    figures = os.fdopen(os.dup(1), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
     from storefront.observability import logger
 
     logger.setLevel("ERROR")
+    return figures
 
 
 def _run(
@@ -97,7 +104,6 @@ def _run(
                 orders=orders,
                 clients=16,
                 kills=4 if args.quick else 20,
-                expected_seconds=orders / 80,
                 logs=root,
                 seed=args.seed,
             )

@@ -57,6 +57,7 @@ class KillReport:
     dead_letters: int = 0
     seconds_placing: float = 0.0
     seconds_settling: float = 0.0
+    placed: bool = False  # every order accepted
 
     def lines(self) -> list[str]:
         kills = ", ".join(f"{name} {count}" for name, count in sorted(self.kills.items()))
@@ -113,12 +114,18 @@ async def _client(
 async def _killer(
     processes: list[FunctionProcess],
     kills: int,
-    interval: float,
+    orders: int,
     report: KillReport,
     rng: random.Random,
 ) -> None:
-    for _ in range(kills):
-        await asyncio.sleep(rng.uniform(0.5, 1.5) * interval)
+    """``kills`` SIGKILLs spread over the orders being placed (whatever the
+    machine's pace), then, if any are left, over the settling."""
+    for index in range(kills):
+        due = (index + rng.uniform(0.5, 1.5)) * orders / (kills + 1)
+        while report.orders < min(due, orders - 1) and not report.placed:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if report.placed:
+            await asyncio.sleep(rng.uniform(0.2, 1.0))
         victim = rng.choice(processes)
         victim.kill()
         report.kills[victim.function] += 1
@@ -196,7 +203,6 @@ async def run_kills(
     orders: int,
     clients: int,
     kills: int,
-    expected_seconds: float,
     logs: Path,
     settle_seconds: float = 180.0,
     seed: int | None = None,
@@ -217,11 +223,10 @@ async def run_kills(
         queue: asyncio.Queue[int] = asyncio.Queue()
         for index in range(orders):
             queue.put_nowait(index)
-        killer = asyncio.create_task(
-            _killer(processes, kills, expected_seconds / kills, report, rng)
-        )
+        killer = asyncio.create_task(_killer(processes, kills, orders, report, rng))
         started = time.monotonic()
         await asyncio.gather(*(_client(env, products, queue, report, rng) for _ in range(clients)))
+        report.placed = True
         report.seconds_placing = time.monotonic() - started
         await killer
         settled = time.monotonic()
