@@ -13,6 +13,7 @@ from sqlalchemy import text
 from storefront.events.consumer import run_consumer
 from storefront.events.partitions import stream_key
 from storefront.events.relay import relay_once
+from storefront.events.status import group_statuses
 from storefront.inventory.handlers import inventory_handlers
 from storefront.orders.handlers import order_handlers
 from storefront.resources import Resources
@@ -31,11 +32,27 @@ def quick(settings: Settings) -> Settings:
 
 
 async def run_saga(resources: Resources, rounds: int = 2) -> None:
+    """Relay and consume at least ``rounds`` times, then until nothing is left
+    to do (a slow machine may need more rounds; the outcome must not)."""
     settings = quick(resources.settings)
-    for _ in range(rounds):
+    for round_number in range(20):
         for registry in (inventory_handlers, order_handlers):
             await relay_once(resources.engine, resources.redis, settings)
             await run_consumer(registry, resources.engine, resources.redis, settings, budget(0.3))
+        if round_number + 1 >= rounds and await settled(resources):
+            return
+
+
+async def settled(resources: Resources) -> bool:
+    """No unpublished outbox row, and every group has read and acked everything."""
+    async with resources.engine.connect() as connection:
+        unpublished = await connection.scalar(
+            text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        )
+    statuses = await group_statuses(
+        resources.redis, resources.settings, [inventory_handlers.consumer, order_handlers.consumer]
+    )
+    return unpublished == 0 and all(s.lag == 0 and s.pending == 0 for s in statuses)
 
 
 async def stocked_product(
