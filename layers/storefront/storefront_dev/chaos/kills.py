@@ -32,7 +32,7 @@ from storefront_dev.bench.environment import BenchEnvironment
 from storefront_dev.bench.fixtures import seed_products
 from storefront_dev.bench.processes import SAGA_FUNCTIONS, FunctionProcess
 
-__all__ = ["ChaosFailure", "KillReport", "run_kills"]
+__all__ = ["ChaosFailure", "KillReport", "check_books", "run_kills", "settle"]
 
 # A killed worker's partition leases expire after this (the deployed 90 s
 # would stall its partitions for that long after every kill); the pending
@@ -133,7 +133,7 @@ async def _killer(
         await asyncio.to_thread(victim.start)
 
 
-async def _settle(connection: asyncpg.Connection, seconds: float) -> None:
+async def settle(connection: asyncpg.Connection, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         pending = await connection.fetchval(
@@ -146,7 +146,9 @@ async def _settle(connection: asyncpg.Connection, seconds: float) -> None:
     raise ChaosFailure(f"the pipeline did not settle within {seconds:.0f} s")
 
 
-async def _check(env: BenchEnvironment, connection: asyncpg.Connection, report: KillReport) -> None:
+async def check_books(
+    env: BenchEnvironment, connection: asyncpg.Connection, report: KillReport
+) -> None:
     rows = await connection.fetch("SELECT status, count(*) AS n FROM orders GROUP BY status")
     report.statuses = {row["status"]: row["n"] for row in rows}
     if sum(report.statuses.values()) != report.orders:
@@ -230,9 +232,9 @@ async def run_kills(
         report.seconds_placing = time.monotonic() - started
         await killer
         settled = time.monotonic()
-        await _settle(connection, settle_seconds)
+        await settle(connection, settle_seconds)
         report.seconds_settling = time.monotonic() - settled
-        await _check(env, connection, report)
+        await check_books(env, connection, report)
     finally:
         for process in processes:
             process.stop()

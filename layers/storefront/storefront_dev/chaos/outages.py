@@ -34,8 +34,8 @@ from storefront_dev.chaos.kills import (
     CHAOS_FUNCTION_ENVIRONMENT,
     ChaosFailure,
     KillReport,
-    _check,
-    _settle,
+    check_books,
+    settle,
 )
 from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis
 
@@ -118,10 +118,10 @@ async def run_redis_outage(
         outage = await counted
         redis.start()
         back = time.monotonic()
-        await _settle(connection, 120.0)
+        await settle(connection, 120.0)
         caught_up = time.monotonic() - back
         report = KillReport(orders=len(accepted))
-        await _check(env, connection, report)
+        await check_books(env, connection, report)
     finally:
         for process in processes:
             process.stop()
