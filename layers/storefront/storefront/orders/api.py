@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, Header, Query, Response, status
+from fastapi import APIRouter, FastAPI, Query, Response, status
 
 from storefront.events.api import router as events_router
-from storefront.idempotency import HEADER, IdempotencyKey
 from storefront.inventory.api import router as stock_router
 from storefront.orders import service
 from storefront.orders.domain import Order, OrderPage, OrderQuery, OrderStatus, PlaceOrder
@@ -21,6 +20,7 @@ from storefront.runtime import container_resources
 from storefront.web.app import ResourcesProvider, create_api
 from storefront.web.authentication import Customer
 from storefront.web.dependencies import CorrelationId, Engine, SettingsDep
+from storefront.web.idempotency import IdempotencyKeyHeader, answered, idempotency_key_of
 from storefront.web.problems import documented
 
 router = APIRouter(tags=["orders"])
@@ -41,18 +41,9 @@ async def place_order(
     settings: SettingsDep,
     correlation_id: CorrelationId,
     caller: Customer,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias=HEADER,
-            description="Retry safely: the same key and body replay the first answer (24 h)",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Order:
-    key = None
-    if idempotency_key is not None:
-        body = request.model_dump_json().encode()
-        key = IdempotencyKey.of(idempotency_key, caller.subject, "POST /orders", body)
+    key = idempotency_key_of(idempotency_key, caller.subject, "POST /orders", request)
     placed = await service.place_order(
         request,
         engine,
@@ -61,9 +52,7 @@ async def place_order(
         correlation_id=correlation_id,
         idempotency_key=key,
     )
-    response.headers["Location"] = f"/orders/{placed.order.id}"
-    if placed.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    answered(response, f"/orders/{placed.order.id}", placed.replayed)
     return placed.order
 
 

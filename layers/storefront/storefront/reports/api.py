@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, Header, Query, Response, status
+from fastapi import APIRouter, FastAPI, Query, Response, status
 from fastapi.responses import RedirectResponse
 
 from storefront.adapters.object_store import S3ObjectStore
-from storefront.idempotency import HEADER, IdempotencyKey
 from storefront.pagination import decode_cursor
 from storefront.reports import service
 from storefront.reports.domain import Report, ReportPage, ReportQuery, ReportStatus, RequestReport
@@ -22,6 +21,7 @@ from storefront.runtime import container_resources
 from storefront.web.app import ResourcesProvider, create_api
 from storefront.web.authentication import AdminPrincipal
 from storefront.web.dependencies import CorrelationId, Engine, SettingsDep
+from storefront.web.idempotency import IdempotencyKeyHeader, answered, idempotency_key_of
 from storefront.web.problems import documented
 
 router = APIRouter(tags=["reports"])
@@ -42,18 +42,9 @@ async def request_report(
     settings: SettingsDep,
     correlation_id: CorrelationId,
     caller: AdminPrincipal,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias=HEADER,
-            description="Retry safely: the same key and body replay the first answer (24 h)",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Report:
-    key = None
-    if idempotency_key is not None:
-        body = request.model_dump_json().encode()
-        key = IdempotencyKey.of(idempotency_key, caller.subject, "POST /reports", body)
+    key = idempotency_key_of(idempotency_key, caller.subject, "POST /reports", request)
     requested = await service.request_report(
         request,
         caller.subject,
@@ -62,9 +53,7 @@ async def request_report(
         correlation_id=correlation_id,
         idempotency_key=key,
     )
-    response.headers["Location"] = f"/reports/{requested.report.id}"
-    if requested.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    answered(response, f"/reports/{requested.report.id}", requested.replayed)
     return requested.report
 
 
