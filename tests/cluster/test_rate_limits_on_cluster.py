@@ -1,5 +1,6 @@
-"""Rate limits (tests/integration/test_rate_limits.py) on Redis Cluster, through
-``limits``' cluster storage, with the fail-open test on a cluster that goes down."""
+"""Rate limits (tests/integration/test_rate_limits.py) on Redis Cluster, the
+window script on the container's cluster client and ``limits``' cluster storage
+reading the same windows, with the fail-open test on a cluster that goes down."""
 
 from __future__ import annotations
 

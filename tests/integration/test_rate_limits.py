@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from fastapi import FastAPI
+from limits.aio.storage import RedisClusterStorage, RedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from storefront.catalog.api import create_catalog_app
 from storefront.observability import metrics
 from storefront.orders.api import create_orders_app
 from storefront.resources import Resources
 from storefront.settings import Settings
-from storefront.web.rate_limits import FAIL_OPEN_METRIC, RateLimiter
+from storefront.web.rate_limits import FAIL_OPEN_METRIC, RateLimiter, RouteClass, caller_digest
 from storefront_dev.embedded import EmbeddedRedis, start_redis
 from tests.conftest import bearer, token_for
 
@@ -175,3 +177,27 @@ async def test_requests_pass_and_are_counted_when_redis_is_down(
     assert sum(metrics.metric_set[FAIL_OPEN_METRIC]["Value"]) == 5
     limiter: RateLimiter = app.state.rate_limiter
     assert limiter.breaker.is_open  # later requests skipped Redis instead of failing again
+
+
+async def test_the_limiter_and_limits_read_the_same_windows(limited: Resources) -> None:
+    """One script counts and reads; ``limits`` itself must agree with it."""
+    settings = limited.settings
+    limiter = RateLimiter(limited.redis, settings)
+    scheme = "async+redis+cluster" if settings.redis_cluster else "async+redis"
+    url = settings.redis_url.split("://", 1)[1]
+    storage_type = RedisClusterStorage if settings.redis_cluster else RedisStorage
+    reference = SlidingWindowCounterRateLimiter(
+        storage_type(f"{scheme}://{url}", implementation="redispy", key_prefix=limiter.key_prefix)
+    )
+    limit = limiter.limit_for(RouteClass.READ, anonymous=False)  # 3 per minute
+    caller_name = f"sub:erin-{uuid.uuid4()}"
+    who = ("read", caller_digest(caller_name))
+    decisions = [await limiter.hit(RouteClass.READ, caller_name, anonymous=False) for _ in range(2)]
+    assert [(d.allowed, d.remaining) for d in decisions if d] == [(True, 2), (True, 1)]
+    assert (await reference.get_window_stats(limit, *who)).remaining == 1
+
+    assert await reference.hit(limit, *who)  # the third hit, counted by limits
+    refused = await limiter.hit(RouteClass.READ, caller_name, anonymous=False)
+    assert refused is not None
+    assert (refused.allowed, refused.remaining) == (False, 0)
+    assert not await reference.hit(limit, *who)

@@ -10,12 +10,16 @@ caller, so neither tokens' subjects nor IPs sit in Redis key names.
 (every other write). An anonymous caller is held to ``rate_limit_anonymous``
 in each class, or to the class's own limit when that is lower.
 
-**How.** The ``limits`` library's sliding-window counter on its async Redis
-storage (redis-py), on the container's own client, so it shares the
-container's loop and connections: one Lua script counts the hit, one reads the
-window for the headers. The window's two keys share a hash tag (``limits``
-wraps the key in braces), so the script also runs on Redis Cluster, through
-``limits``' cluster storage when the container's client is a cluster client.
+**How.** The ``limits`` library's sliding-window counter: its limit strings
+(``100/minute``), its keys and its algorithm. ``limits``' own API needs two
+round trips per request, one script to count the hit and one to read the
+window for the ``RateLimit-*`` headers, and every metered request wants both.
+:data:`_HIT_AND_READ` is ``limits``' acquire script that also returns the
+window it saw, so a request costs one round trip, on the container's own
+client (same loop, connections, retries and timeouts). It keeps ``limits``'
+key layout and arithmetic, so ``limits`` reads the same windows (a test holds
+the two to each other). The window's two keys share a hash tag (``limits``
+wraps the key in braces), so the script also runs on Redis Cluster.
 
 **Redis down.** Requests pass (fail open: losing the shop is worse than an
 unmetered minute), each one counted by the ``RateLimitFailOpen`` metric. The
@@ -33,17 +37,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisClusterStorage, RedisStorage
-from limits.aio.storage.redis.redispy import RedispyBridge
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from redis.asyncio import RedisCluster
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -74,6 +73,41 @@ _STATE_KEY = "rate_limit"
 # of the pool the cache shares: redis-py's async pool refuses a connection past
 # its maximum (100) rather than waiting, and the cache would bypass.
 _MAX_CONCURRENT_CALLS = 32
+
+# limits' acquire_sliding_window.lua (limits 5.x), returning what its
+# sliding_window.lua would read right after: allowed, then the previous and
+# current windows' counts and TTLs (ms). KEYS: previous window, current window.
+# ARGV: limit, expiry (s), cost.
+_HIT_AND_READ = """
+local limit = tonumber(ARGV[1])
+local expiry = tonumber(ARGV[2]) * 1000
+local amount = tonumber(ARGV[3])
+
+local current_ttl = tonumber(redis.call('pttl', KEYS[2]))
+if current_ttl > 0 and current_ttl < expiry then
+    -- The current window has expired: it becomes the previous one.
+    redis.call('rename', KEYS[2], KEYS[1])
+    redis.call('set', KEYS[2], 0, 'PX', current_ttl + expiry)
+end
+
+local previous_count = tonumber(redis.call('get', KEYS[1])) or 0
+local previous_ttl = math.max(0, tonumber(redis.call('pttl', KEYS[1])))
+local current_count = tonumber(redis.call('get', KEYS[2])) or 0
+current_ttl = math.max(0, tonumber(redis.call('pttl', KEYS[2])))
+
+local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
+local allowed = amount <= limit and weighted_count + amount <= limit
+if allowed then
+    if redis.call('exists', KEYS[2]) == 1 then
+        current_count = redis.call('incrby', KEYS[2], amount)
+    else
+        redis.call('set', KEYS[2], amount, 'PX', expiry * 2)
+        current_count = amount
+        current_ttl = expiry * 2
+    end
+end
+return {allowed and 1 or 0, previous_count, previous_ttl, current_count, current_ttl}
+"""
 
 
 class RouteClass(StrEnum):
@@ -133,9 +167,8 @@ class RateLimiter:
         self, redis: RedisClient, settings: Settings, breaker: CircuitBreaker | None = None
     ) -> None:
         self.redis = redis
-        self._window = SlidingWindowCounterRateLimiter(
-            _storage_on(redis, key_prefix=f"{settings.redis_key_prefix}ratelimit")
-        )
+        self.key_prefix = f"{settings.redis_key_prefix}ratelimit"
+        self._hit_and_read = redis.register_script(_HIT_AND_READ)
         self._calls = asyncio.Semaphore(_MAX_CONCURRENT_CALLS)
         self._limits = {
             RouteClass.READ: parse(settings.rate_limit_read),
@@ -158,59 +191,58 @@ class RateLimiter:
             _count_fail_open()
             return None
         limit = self.limit_for(route_class, anonymous=anonymous)
-        key = (route_class.value, hashlib.blake2b(caller.encode(), digest_size=16).hexdigest())
+        window_keys = self.window_keys(limit, route_class.value, caller_digest(caller))
         try:
             async with self._calls:
-                allowed = await self._window.hit(limit, *key)
-                window = await self._window.get_window_stats(limit, *key)
+                reply = await self._hit_and_read(
+                    keys=window_keys, args=[limit.amount, limit.get_expiry(), 1]
+                )
         except REDIS_FAILURES as error:
             self.breaker.record_failure()
             logger.warning("redis unavailable, rate limits not enforced: %s", type(error).__name__)
             _count_fail_open()
             return None
         self.breaker.record_success()
+        allowed, previous_count, previous_ttl_ms, current_count, current_ttl_ms = map(int, reply)
+        remaining, reset = _window_stats(
+            limit, previous_count, previous_ttl_ms / 1000, current_count, current_ttl_ms / 1000
+        )
         # limits computes the reset as a key's TTL modulo the window: a window
         # opened this very millisecond reads 0 instead of a whole window.
-        reset = window.reset_time - time.time()
         reset_seconds = max(1, math.ceil(reset)) if reset > 0 else limit.get_expiry()
-        return Decision(allowed, limit.amount, window.remaining, reset_seconds)
+        return Decision(bool(allowed), limit.amount, remaining, reset_seconds)
+
+    def window_keys(self, limit: RateLimitItem, *identifiers: str) -> list[str]:
+        """The previous and current windows' keys, as ``limits``' Redis storage
+        names them for ``key_prefix``."""
+        current = f"{self.key_prefix}:{{{limit.key_for(*identifiers)}}}"
+        return [f"{current}/-1", current]
 
 
-def _storage_on(redis: RedisClient, key_prefix: str) -> RedisStorage:
-    """``limits``' storage on our client, not on one of its own: same loop,
-    connections, retries and timeouts."""
-    if isinstance(redis, RedisCluster):
-        return _ClusterStorageOn(redis, key_prefix)
-    return RedisStorage(
-        "async+redis://",
-        implementation="redispy",
-        key_prefix=key_prefix,
-        connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+def caller_digest(caller: str) -> str:
+    """Who, as the window keys name them: neither subjects nor IPs in key names."""
+    return hashlib.blake2b(caller.encode(), digest_size=16).hexdigest()
+
+
+def _window_stats(
+    limit: RateLimitItem,
+    previous_count: int,
+    previous_expires_in: float,
+    current_count: int,
+    current_expires_in: float,
+) -> tuple[int, float]:
+    """Remaining hits and seconds to the reset, as ``limits``'
+    ``SlidingWindowCounterRateLimiter.get_window_stats`` computes them."""
+    expiry = limit.get_expiry()
+    weighted = previous_count * previous_expires_in / expiry + current_count
+    remaining = max(0, limit.amount - math.floor(weighted))
+    if not (previous_count or current_count):
+        return remaining, 0.0
+    previous_reset_in = (
+        previous_expires_in % (expiry / previous_count) if previous_count else math.inf
     )
-
-
-class _ClusterStorageOn(RedisClusterStorage):
-    """``limits``' cluster storage on a given cluster client.
-
-    It takes no client (nor pool) as an option and would build a client of
-    its own from a URI; ``configure_bridge`` is where it does, so this hands
-    its redis-py bridge ours instead, before the bridge registers its scripts.
-    """
-
-    def __init__(self, client: RedisCluster, key_prefix: str) -> None:
-        self._client = client
-        # The URI would only say where limits' own client connects.
-        super().__init__(
-            "async+redis+cluster://unused:0", implementation="redispy", key_prefix=key_prefix
-        )
-
-    def configure_bridge(self) -> None:
-        assert isinstance(self.bridge, RedispyBridge)
-        # The very class limits would build; its own protocol for clients is
-        # narrower than redis-py's annotations, hence Any.
-        client: Any = self._client
-        self.bridge.storage = client
-        self.bridge.connection_getter = lambda _readonly: client
+    current_reset_in = current_expires_in % expiry if current_count else math.inf
+    return remaining, min(previous_reset_in, current_reset_in)
 
 
 def _per_second(limit: RateLimitItem) -> float:
