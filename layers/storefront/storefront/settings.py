@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # Seconds to wait for a new PostgreSQL connection before answering 503.
     database_connect_timeout: float = 3.0
     database_statement_timeout_ms: int = 10_000
+    # Keep prepared statements per connection (storefront.adapters.database):
+    # for the event backbone's few long-lived connections, not the APIs'.
+    database_statement_cache: bool = False
 
     redis_url: str | None = None
     redis_host: str | None = None

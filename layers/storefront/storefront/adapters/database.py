@@ -39,13 +39,29 @@ def asyncpg_url(url: str) -> str:
     return url
 
 
+_NO_STATEMENT_CACHE = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+}
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """One engine per container, sized for one request at a time.
 
     RDS Proxy and PgBouncer hand a client's statements to different server
     connections, where asyncpg's cached prepared statements would collide, so
-    the statement caches are off and every prepared statement gets a unique
-    name (SQLAlchemy's asyncpg dialect notes on PgBouncer).
+    by default the statement caches are off and every prepared statement gets
+    a unique name (SQLAlchemy's asyncpg dialect notes on PgBouncer). That
+    costs a Parse/Describe round trip before every statement.
+
+    ``database_statement_cache`` keeps them instead: for the relay and the
+    workers, which run the same few statements thousands of times on a few
+    long-lived connections. RDS Proxy pins a connection that holds prepared
+    statements to its server connection, so nothing collides; the price is
+    that the proxy does not multiplex those few connections (the relay's
+    LISTEN pins its connection anyway). The API functions, many containers
+    with short requests, keep the default and are multiplexed.
     """
     return create_async_engine(
         asyncpg_url(database_url(settings)),
@@ -57,9 +73,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=600,
         connect_args={
             "timeout": settings.database_connect_timeout,
-            "statement_cache_size": 0,
-            "prepared_statement_cache_size": 0,
-            "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+            **({} if settings.database_statement_cache else _NO_STATEMENT_CACHE),
             "server_settings": {
                 "statement_timeout": str(settings.database_statement_timeout_ms),
                 "application_name": settings.service_name,

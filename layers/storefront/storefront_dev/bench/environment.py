@@ -24,9 +24,11 @@ import redis
 
 from storefront.migrate import upgrade_to_head
 from storefront.settings import Settings
+from storefront_dev.bench.processes import project_root
 from storefront_dev.databases import create_database, drop_database, with_database
 from storefront_dev.embedded import start_postgres, start_redis
 from storefront_dev.local_auth import LocalAuth, mint_token
+from storefront_dev.templates import load_template
 
 __all__ = ["BENCH_AUTH", "BenchEnvironment", "bench_environment", "server_urls"]
 
@@ -60,6 +62,14 @@ class BenchEnvironment:
             **BENCH_AUTH.environment(),
             **_UNMETERED,
         }
+
+    def settings_of(self, function: str) -> Settings:
+        """The settings as ``function`` (a logical id in template.yaml) runs
+        with them: the statement cache is per function (the event backbone
+        keeps its statements prepared, the APIs do not)."""
+        spec = load_template(project_root() / "template.yaml").functions[function]
+        cached = spec.environment.get("DATABASE_STATEMENT_CACHE", "false").lower() == "true"
+        return self.settings.model_copy(update={"database_statement_cache": cached})
 
     def token(self, subject: str, *, admin: bool = False) -> str:
         return mint_token(BENCH_AUTH, subject, admin=admin, ttl_seconds=3600)

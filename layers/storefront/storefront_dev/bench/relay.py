@@ -134,7 +134,7 @@ async def _tutorial(connection: asyncpg.Connection, redis_url: str, prefix: str,
 async def bench_relay(
     env: BenchEnvironment, report: Report, *, rows: int, tutorial_rows: int, repeats: int
 ) -> None:
-    settings = env.settings
+    settings = env.settings_of("OutboxRelayFunction")
     engine = create_engine(settings)
     redis = create_redis(settings)
     admin = await asyncpg.connect(env.database_url)

@@ -115,7 +115,7 @@ async def _floor_consumer(
 
 async def bench_worker(env: BenchEnvironment, report: Report, *, events: int, repeats: int) -> None:
     # A short block: when the work is done the consumer notices within 50 ms.
-    settings = env.settings.model_copy(update={"worker_block_ms": 50})
+    settings = env.settings_of("InventoryWorkerFunction").model_copy(update={"worker_block_ms": 50})
     engine = create_engine(settings)
     redis = create_redis(settings)
     admin = await asyncpg.connect(env.database_url)
