@@ -81,6 +81,19 @@ def test_no_route_is_a_404(client: httpx.Client, functions: FakeFunctions) -> No
     assert functions.events == []
 
 
+def test_any_method_is_routed_like_api_gateway(
+    client: httpx.Client, functions: FakeFunctions
+) -> None:
+    any_route = client.request("QUERY", "/items/7")
+    no_route = client.request("PROPFIND", "/fail")
+
+    assert any_route.status_code == 200
+    assert any_route.json()["event"]["requestContext"]["http"]["method"] == "QUERY"
+    assert no_route.status_code == 404
+    assert no_route.json() == {"message": "Not Found"}
+    assert len(functions.events) == 1
+
+
 def test_a_function_error_is_a_502(client: httpx.Client) -> None:
     response = client.get("/fail")
     assert response.status_code == 502

@@ -135,7 +135,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         return self.server.gateway.handle(request)
 
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+    def __getattr__(self, name: str) -> Any:
+        # http.server dispatches to do_<METHOD> and answers 501 (in HTML) when
+        # there is none. API Gateway takes any method (QUERY, PROPFIND, ...):
+        # an ANY route gets it, and it answers 404 when no route has it.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _read_body(self) -> bytes | None:
         """The request body; None when it is over the limit."""
