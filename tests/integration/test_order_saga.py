@@ -145,6 +145,28 @@ async def test_cancelling_a_confirmed_order_releases_its_stock(
     ]
 
 
+async def test_an_order_of_several_products_reserves_and_releases_each(
+    client: httpx.AsyncClient, orders_client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """One statement changes every product's row (an array join): each by its own quantity."""
+    mug = await stocked_product(client, orders_client, on_hand=5, sku="MUG")
+    cup = await stocked_product(client, orders_client, on_hand=7, sku="CUP")
+    order_id = await place(orders_client, (mug, 2), (cup, 3))
+    await run_saga(resources)
+
+    async def reserved() -> list[int]:
+        return [
+            (await orders_client.get(f"/products/{product}/stock")).json()["reserved"]
+            for product in (mug, cup)
+        ]
+
+    assert (await orders_client.get(f"/orders/{order_id}")).json()["status"] == "CONFIRMED"
+    assert await reserved() == [2, 3]
+    await orders_client.post(f"/orders/{order_id}/cancel")
+    await run_saga(resources)
+    assert await reserved() == [0, 0]
+
+
 async def test_the_same_event_delivered_twice_changes_stock_once(
     client: httpx.AsyncClient, orders_client: httpx.AsyncClient, resources: Resources
 ) -> None:

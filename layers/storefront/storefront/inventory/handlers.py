@@ -35,8 +35,7 @@ async def reserve_stock(payload: OrderPlaced, event: Event, uow: UnitOfWork) -> 
     if shortages:
         rejected = StockRejected(order_id=payload.order_id, shortages=shortages)
         return [Event.of(rejected, payload.order_id, caused_by=event)]
-    await repository.add_reserved(uow.connection, wanted)
-    await repository.record_reservation(uow.connection, payload.order_id)
+    await repository.reserve(uow.connection, payload.order_id, wanted)
     return [Event.of(StockReserved(order_id=payload.order_id), payload.order_id, caused_by=event)]
 
 

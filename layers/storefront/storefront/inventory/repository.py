@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ARRAY, Integer, Update, func, literal, select, update
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -59,16 +60,33 @@ async def set_on_hand(connection: AsyncConnection, product_id: UUID, on_hand: in
 
 async def add_reserved(connection: AsyncConnection, quantities: dict[UUID, int]) -> None:
     """Change reserved counts by these (signed) quantities; rows must be locked."""
-    for product_id, quantity in sorted(quantities.items()):
-        await connection.execute(
-            update(stock_levels)
-            .where(stock_levels.c.product_id == product_id)
-            .values(reserved=stock_levels.c.reserved + quantity, updated_at=func.now())
+    await connection.execute(_change_reserved(quantities))
+
+
+async def reserve(connection: AsyncConnection, order_id: UUID, quantities: dict[UUID, int]) -> None:
+    """Reserve an order's quantities and record that it holds them, in one
+    statement (one round trip per order event counts: see README, Performance).
+    The stock rows must be locked."""
+    reservation = insert(stock_reservations).values(order_id=order_id).cte("reservation")
+    await connection.execute(_change_reserved(quantities).add_cte(reservation))
+
+
+def _change_reserved(quantities: dict[UUID, int]) -> Update:
+    """One UPDATE for every product, joined to the quantities as arrays."""
+    product_ids, changes = zip(*sorted(quantities.items()), strict=True)
+    wanted = (
+        func.unnest(
+            literal(list(product_ids), ARRAY(PG_UUID(as_uuid=True))),
+            literal(list(changes), ARRAY(Integer)),
         )
-
-
-async def record_reservation(connection: AsyncConnection, order_id: UUID) -> None:
-    await connection.execute(insert(stock_reservations).values(order_id=order_id))
+        .table_valued("product_id", "change")
+        .render_derived(name="wanted", with_types=False)
+    )
+    return (
+        update(stock_levels)
+        .where(stock_levels.c.product_id == wanted.c.product_id)
+        .values(reserved=stock_levels.c.reserved + wanted.c.change, updated_at=func.now())
+    )
 
 
 async def take_reservation(connection: AsyncConnection, order_id: UUID) -> dict[UUID, int] | None:
