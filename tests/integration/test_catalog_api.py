@@ -78,6 +78,21 @@ async def test_delete_invalidates_product_and_lists(client: httpx.AsyncClient) -
     assert (await client.delete(f"/products/{created['id']}")).status_code == 404
 
 
+async def test_a_product_in_an_order_is_not_deleted(
+    client: httpx.AsyncClient, orders_client: httpx.AsyncClient
+) -> None:
+    product = await create_product(client)
+    order = {"items": [{"product_id": product["id"], "quantity": 1}]}
+    assert (await orders_client.post("/orders", json=order)).status_code == 201
+
+    refused = await client.delete(f"/products/{product['id']}")
+
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == PROBLEM
+    assert "in orders" in refused.json()["detail"]
+    assert (await client.get(f"/products/{product['id']}")).status_code == 200
+
+
 async def test_a_write_makes_cached_list_pages_stale(client: httpx.AsyncClient) -> None:
     await create_product(client, sku="A", name="A")
     assert (await client.get("/products")).headers["x-cache"] == "miss"

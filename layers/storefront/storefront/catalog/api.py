@@ -80,7 +80,9 @@ async def update_product(
 
 
 @router.delete(
-    "/products/{product_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND
+    "/products/{product_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_NOT_FOUND | documented(_409="The product is in orders; it stays"),
 )
 async def delete_product(
     product_id: UUID, engine: Engine, cache: CacheDep, _: CatalogWriter

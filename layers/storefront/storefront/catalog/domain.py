@@ -115,6 +115,13 @@ class DuplicateSku(Conflict):
         super().__init__(f"a product with sku {sku!r} already exists")
 
 
+class ProductInOrders(Conflict):
+    """Orders keep their products: a product that was ever ordered stays."""
+
+    def __init__(self, product_id: UUID) -> None:
+        super().__init__(f"product {product_id} is in orders and cannot be deleted")
+
+
 class DuplicateCategory(Conflict):
     def __init__(self, name: str) -> None:
         super().__init__(f"a category named {name!r} already exists")

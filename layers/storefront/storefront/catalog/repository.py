@@ -17,6 +17,7 @@ from storefront.catalog.domain import (
     NewCategory,
     NewProduct,
     Product,
+    ProductInOrders,
     ProductQuery,
     UnknownCategory,
 )
@@ -72,7 +73,13 @@ async def change_product(
 
 
 async def remove_product(connection: AsyncConnection, product_id: UUID) -> bool:
-    result = await connection.execute(delete(products).where(products.c.id == product_id))
+    try:
+        result = await connection.execute(delete(products).where(products.c.id == product_id))
+    except IntegrityError as error:
+        # order_items references products without a cascade, on purpose.
+        if _is_violation(error, asyncpg.ForeignKeyViolationError):
+            raise ProductInOrders(product_id) from error
+        raise
     return bool(result.rowcount)
 
 
