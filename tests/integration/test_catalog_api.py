@@ -93,6 +93,18 @@ async def test_a_product_in_an_order_is_not_deleted(
     assert (await client.get(f"/products/{product['id']}")).status_code == 200
 
 
+async def test_a_body_that_is_not_utf8_is_invalid_json(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/products", content=b'{"sku": "\xff"}', headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["errors"] == [
+        {"field": "body", "reason": "JSON decode error: not UTF-8"}
+    ]
+
+
 async def test_a_write_makes_cached_list_pages_stale(client: httpx.AsyncClient) -> None:
     await create_product(client, sku="A", name="A")
     assert (await client.get("/products")).headers["x-cache"] == "miss"

@@ -56,7 +56,11 @@ async def place_order(
     return placed.order
 
 
-@router.get("/orders", response_model=OrderPage)
+@router.get(
+    "/orders",
+    response_model=OrderPage,
+    responses=documented(_403="customer_id names another customer; only admins may"),
+)
 async def list_orders(
     engine: Engine,
     settings: SettingsDep,

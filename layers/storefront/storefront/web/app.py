@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from storefront.resources import Resources
 from storefront.runtime import container_resources
 from storefront.settings import Settings
 from storefront.web import health
+from storefront.web.authentication import require_admin, require_principal
 from storefront.web.hardening import (
     BodySizeLimitMiddleware,
     CorsAllowListMiddleware,
@@ -67,5 +70,39 @@ def create_api(
         # Every API route is metered. The limiter resolves the caller's token
         # itself (a sub-dependency), so it counts per principal however the
         # route declares its own authentication.
-        app.include_router(router, dependencies=[Depends(enforce_rate_limit)])
+        _document_refusals(router)
+        app.include_router(router, dependencies=[Depends(enforce_rate_limit)], responses=_BAD_TOKEN)
     return app
+
+
+# The limiter verifies any token it is sent, so every metered route may
+# answer 401, even one that needs no token.
+_BAD_TOKEN = documented(_401="A bearer token that is malformed, expired or invalid")
+
+
+def _document_refusals(router: APIRouter) -> None:
+    """Declare the 401 and 403 of each of the router's routes, from what it depends on.
+
+    Derived rather than written on each route, so none can forget them. Each
+    route gains what its own dependencies imply, the same for every app that
+    includes it, so updating the router's routes in place is idempotent.
+    """
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        calls = _dependency_calls(route.dependant)
+        refusals = {}
+        if require_principal in calls:
+            refusals["_401"] = "No bearer token, or one that is malformed, expired or invalid"
+        if require_admin in calls:
+            refusals["_403"] = "The token's subject is not an administrator"
+        for status, response in documented(**refusals).items():
+            route.responses.setdefault(status, response)
+
+
+def _dependency_calls(dependant: Dependant) -> set[object]:
+    calls: set[object] = set()
+    for dependency in dependant.dependencies:
+        calls.add(dependency.call)
+        calls |= _dependency_calls(dependency)
+    return calls

@@ -21,10 +21,36 @@ PROBLEM_JSON = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 
+# The shape of every problem answer, declared in the OpenAPI schema so that
+# clients (and Schemathesis, ``make chaos``) can rely on it. Inline rather
+# than a component: each route's ``responses`` carries it as is.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "reason"],
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
 def documented(**descriptions: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for problem answers: ``documented(404="No such product")``."""
+    """OpenAPI ``responses`` for problem answers: ``documented(_404="No such product")``."""
     return {
-        int(status.lstrip("_")): {"content": {PROBLEM_JSON: {}}, "description": description}
+        int(status.lstrip("_")): {
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+            "description": description,
+        }
         for status, description in descriptions.items()
     }
 
@@ -88,6 +114,11 @@ async def _on_domain_error(request: Request, exc: Exception) -> ProblemResponse:
 
 async def _on_http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI answers 400 for a JSON body that is not UTF-8, and 422 for
+        # one that does not parse. Both are bodies that are not JSON (RFC 8259
+        # requires UTF-8): one answer, the 422 every route declares.
+        return validation_problem([{"field": "body", "reason": "JSON decode error: not UTF-8"}])
     detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
     return problem(exc.status_code, title, detail, headers=exc.headers)

@@ -1,0 +1,68 @@
+"""What the API functions' OpenAPI schemas declare: every refusal and problem
+their routes can answer (``make chaos`` scenario 4 holds the routes to it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from storefront.catalog.api import create_catalog_app
+from storefront.orders.api import create_orders_app
+from storefront.reports.api import create_reports_app
+from storefront.web.problems import PROBLEM_JSON, PROBLEM_SCHEMA
+
+APPS = [create_catalog_app, create_orders_app, create_reports_app]
+
+
+def operations(create_app: Callable[..., FastAPI]) -> dict[str, dict[str, Any]]:
+    schema = create_app(lambda: None).openapi()
+    return {
+        f"{method.upper()} {path}": operation
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    }
+
+
+def responses(create_app: Callable[..., FastAPI], operation: str) -> set[str]:
+    return set(operations(create_app)[operation]["responses"])
+
+
+def test_routes_that_need_a_token_declare_401_and_admin_routes_403() -> None:
+    assert {"401", "403"} <= responses(create_catalog_app, "POST /products")
+    assert {"401", "403"} <= responses(create_orders_app, "GET /admin/events")
+    assert {"401", "403"} <= responses(create_orders_app, "PUT /products/{product_id}/stock")
+    assert "401" in responses(create_orders_app, "POST /orders")
+    assert "403" not in responses(create_orders_app, "POST /orders")
+    for operation in operations(create_reports_app):
+        assert {"401", "403"} <= responses(create_reports_app, operation)
+
+
+def test_a_bad_token_is_declared_even_where_none_is_needed() -> None:
+    # The rate limiter verifies any token it is sent.
+    assert "401" in responses(create_catalog_app, "GET /products")
+    assert "403" not in responses(create_catalog_app, "GET /products")
+    # /health is not metered and reads no token.
+    assert not {"401", "403"} & responses(create_catalog_app, "GET /health")
+
+
+@pytest.mark.parametrize("create_app", APPS)
+def test_every_problem_answer_declares_the_problem_shape(
+    create_app: Callable[..., FastAPI],
+) -> None:
+    for name, operation in operations(create_app).items():
+        for status, response in operation["responses"].items():
+            problem = response.get("content", {}).get(PROBLEM_JSON)
+            if problem is not None:
+                assert problem["schema"] == PROBLEM_SCHEMA, f"{name} {status}"
+
+
+def test_a_202_without_a_body_declares_none() -> None:
+    accepted = operations(create_catalog_app)["POST /products/{product_id}/views"]
+    assert "content" not in accepted["responses"]["202"]
+
+
+def test_deleting_a_product_declares_the_conflict() -> None:
+    assert "409" in responses(create_catalog_app, "DELETE /products/{product_id}")
