@@ -80,4 +80,4 @@ lock: install
 		--python-platform aarch64-manylinux2014 -o requirements.lock -q
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -2,7 +2,8 @@
 
 Each asserts what the full run asserts (nothing lost, every order terminal,
 stock consistent, no dead letters; 503 problem+json while PostgreSQL is
-down), never how fast: timing is ``make bench``'s business.
+down; no server error or schema violation from any API operation), never how
+fast: timing is ``make bench``'s business.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from storefront_dev.bench.environment import BenchEnvironment, bench_environment
 from storefront_dev.chaos.kills import run_kills
 from storefront_dev.chaos.outages import run_postgres_outage, run_redis_outage
+from storefront_dev.chaos.schema_fuzz import run_schema_fuzz
 from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis
 
 
@@ -65,3 +67,13 @@ async def test_postgres_stopped_answers_503_and_recovers(
     lines = await run_postgres_outage(chaos_env, chaos_postgres, quick=True)
 
     assert any("recovered" in line for line in lines)
+
+
+def test_every_api_operation_keeps_to_its_schema(
+    chaos_env: BenchEnvironment, tmp_path: Path
+) -> None:
+    report = run_schema_fuzz(chaos_env, examples=2, logs=tmp_path, seed=4, coverage=False)
+
+    assert report.passed, "\n".join(report.lines())
+    assert len(report.tallies) >= 25
+    assert all(tally.cases for tally in report.tallies.values())

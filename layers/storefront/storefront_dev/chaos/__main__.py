@@ -1,6 +1,6 @@
 """``make chaos``: fault injection against servers of its own; fails loudly on any loss.
 
-python -m storefront_dev.chaos [--quick] [--only kills,redis,postgres]
+python -m storefront_dev.chaos [--quick] [--only kills,redis,postgres,schema]
 
 Starts its own PostgreSQL and Redis on free ports (:mod:`.servers`), so it
 can stop and kill them; it never signals a process it did not start.
@@ -21,9 +21,10 @@ from typing import TextIO
 from storefront_dev.bench.environment import bench_environment
 from storefront_dev.chaos.kills import ChaosFailure, run_kills
 from storefront_dev.chaos.outages import run_postgres_outage, run_redis_outage
+from storefront_dev.chaos.schema_fuzz import run_schema_fuzz
 from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis
 
-SCENARIOS = ("kills", "redis", "postgres")
+SCENARIOS = ("kills", "redis", "postgres", "schema")
 
 
 def step(message: str) -> None:
@@ -35,7 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated subset")
     parser.add_argument("--orders", type=int, help="orders in scenario 1 (default 10,000)")
-    parser.add_argument("--seed", type=int, help="random seed, to replay a run's kills")
+    parser.add_argument(
+        "--examples", type=int, help="scenario 4: generated cases per pass (default 50)"
+    )
+    parser.add_argument("--seed", type=int, help="random seed, to replay a run's kills or cases")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(names) - set(SCENARIOS))
@@ -111,6 +115,12 @@ def _run(
         return report.lines()
     if name == "redis":
         return asyncio.run(run_redis_outage(env, redis, quick=args.quick, logs=root))
+    if name == "schema":
+        examples = args.examples or (10 if args.quick else 50)
+        fuzzed = run_schema_fuzz(env, examples=examples, logs=root, seed=args.seed)
+        if not fuzzed.passed:
+            raise ChaosFailure("\n".join(fuzzed.lines()))
+        return fuzzed.lines()
     return asyncio.run(run_postgres_outage(env, postgres, quick=args.quick))
 
 
