@@ -105,6 +105,16 @@ async def test_a_body_that_is_not_utf8_is_invalid_json(client: httpx.AsyncClient
     ]
 
 
+async def test_text_postgresql_cannot_store_is_invalid_input(client: httpx.AsyncClient) -> None:
+    category = await client.post("/categories", json={"name": "Tea\u0000"})
+    product = await client.post("/products", json={"sku": "A", "name": "A\u0000", "price": "1.00"})
+    search = await client.get("/products", params={"q": "tea\x00"})
+
+    assert [category.status_code, product.status_code, search.status_code] == [422, 422, 422]
+    assert category.json()["errors"][0]["field"] == "name"
+    assert search.json()["errors"][0]["field"] == "q"
+
+
 async def test_a_write_makes_cached_list_pages_stale(client: httpx.AsyncClient) -> None:
     await create_product(client, sku="A", name="A")
     assert (await client.get("/products")).headers["x-cache"] == "miss"

@@ -147,6 +147,15 @@ async def test_unknown_order_is_404(orders_client: httpx.AsyncClient) -> None:
         assert response.headers["content-type"] == PROBLEM
 
 
+async def test_a_customer_id_postgresql_cannot_store_is_invalid_input(
+    orders_client: httpx.AsyncClient,
+) -> None:
+    response = await orders_client.get("/orders", params={"customer_id": "alice\x00"})
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "customer_id"
+
+
 async def test_list_orders_by_status_with_cursor(
     client: httpx.AsyncClient, orders_client: httpx.AsyncClient
 ) -> None:

@@ -20,6 +20,7 @@ from storefront.catalog.domain import (
 )
 from storefront.pagination import decode_cursor
 from storefront.runtime import container_resources
+from storefront.text import STORABLE_TEXT
 from storefront.web.app import ResourcesProvider, create_api
 from storefront.web.authorization import CatalogWriter
 from storefront.web.dependencies import CacheDep, Engine, SettingsDep
@@ -39,7 +40,7 @@ async def list_products(
     cache: CacheDep,
     settings: SettingsDep,
     category_id: UUID | None = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100, pattern=STORABLE_TEXT)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:

@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from storefront.errors import Conflict, InvalidInput, NotFound
+from storefront.text import STORABLE_TEXT
 
 
 def _reject_float(value: object) -> object:
@@ -26,8 +27,8 @@ Price = Annotated[
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Description = Annotated[str, Field(max_length=5000)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=STORABLE_TEXT)]
+Description = Annotated[str, Field(max_length=5000, pattern=STORABLE_TEXT)]
 
 
 class Category(BaseModel):

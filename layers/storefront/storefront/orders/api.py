@@ -17,6 +17,7 @@ from storefront.orders import service
 from storefront.orders.domain import Order, OrderPage, OrderQuery, OrderStatus, PlaceOrder
 from storefront.pagination import decode_cursor
 from storefront.runtime import container_resources
+from storefront.text import STORABLE_TEXT
 from storefront.web.app import ResourcesProvider, create_api
 from storefront.web.authentication import Customer
 from storefront.web.dependencies import CorrelationId, Engine, SettingsDep
@@ -67,7 +68,9 @@ async def list_orders(
     caller: Customer,
     status: OrderStatus | None = None,
     # Admins only; a customer always lists their own orders.
-    customer_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    customer_id: Annotated[
+        str | None, Query(min_length=1, max_length=200, pattern=STORABLE_TEXT)
+    ] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> OrderPage:
