@@ -3,13 +3,16 @@ their routes can answer (``make chaos`` scenario 4 holds the routes to it)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from storefront.catalog.api import create_catalog_app
+from storefront.catalog.domain import NewProduct
 from storefront.orders.api import create_orders_app
 from storefront.reports.api import create_reports_app
 from storefront.web.problems import PROBLEM_JSON, PROBLEM_SCHEMA
@@ -66,3 +69,18 @@ def test_a_202_without_a_body_declares_none() -> None:
 
 def test_deleting_a_product_declares_the_conflict() -> None:
     assert "409" in responses(create_catalog_app, "DELETE /products/{product_id}")
+
+
+def test_the_price_is_declared_as_the_decimal_string_the_api_accepts() -> None:
+    schema = create_catalog_app(lambda: None).openapi()["components"]["schemas"]
+    price = schema["NewProduct"]["properties"]["price"]
+    pattern = re.compile(price["pattern"])
+
+    assert price["type"] == "string"
+    for value in ("12.50", "0.01", "0.5", "9999999999.99", "7"):
+        assert pattern.match(value), value
+        NewProduct(sku="A", name="A", price=value)
+    for value in ("0", "0.00", "1.234", "12345678901", "-1"):
+        assert not pattern.match(value), value
+        with pytest.raises(ValidationError):
+            NewProduct(sku="A", name="A", price=value)

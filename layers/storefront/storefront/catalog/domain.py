@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from storefront.errors import Conflict, InvalidInput, NotFound
 from storefront.text import STORABLE_TEXT
@@ -20,10 +20,20 @@ def _reject_float(value: object) -> object:
     return value
 
 
+# What the schema tells clients: a decimal string, more than 0, at most 10
+# digits before the point and 2 after. Written out because pydantic's own
+# schema for this Decimal said "a number or any string" (the constraints
+# landed in keys JSON Schema does not know), and a JSON number is refused.
+_PRICE_SCHEMA = {
+    "type": "string",
+    "pattern": r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,9}(\.[0-9]{1,2})?)$",
+    "examples": ["12.50"],
+}
 Price = Annotated[
     Decimal,
     BeforeValidator(_reject_float),
-    Field(gt=0, max_digits=12, decimal_places=2, examples=["12.50"]),
+    Field(gt=0, max_digits=12, decimal_places=2),
+    WithJsonSchema(_PRICE_SCHEMA, mode="validation"),
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
