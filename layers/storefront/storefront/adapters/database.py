@@ -61,7 +61,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
     statements to its server connection, so nothing collides; the price is
     that the proxy does not multiplex those few connections (the relay's
     LISTEN pins its connection anyway). The API functions, many containers
-    with short requests, keep the default and are multiplexed.
+    with short requests, keep the default and are multiplexed. After a
+    migration changes a table, a kept statement on it fails once ("cached
+    statement plan is invalid") and SQLAlchemy drops its cache: the relay
+    retries the batch on its next pass, a worker the event (one delivery of
+    ``worker_max_deliveries``).
     """
     return create_async_engine(
         asyncpg_url(database_url(settings)),
