@@ -6,9 +6,7 @@ with configuration from environment variables only.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,8 @@ from uuid import uuid4
 import pytest
 
 from storefront import runtime
-from storefront.settings import get_settings
+from storefront_dev import in_process
+from storefront_dev.in_process import settings_environment
 from tests.conftest import TEST_AUTH
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,14 +50,7 @@ def load_event(function: str, name: str, headers: dict[str, str] | None = None) 
 
 
 def load_function(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"{name}_app", ROOT / "functions" / name / "app.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return in_process.load_function(ROOT, name)
 
 
 @pytest.fixture(scope="session")
@@ -73,16 +65,8 @@ def function_environment(
         "POWERTOOLS_TRACE_DISABLED": "true",
         **TEST_AUTH.environment(),
     }
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update(wanted)
-    get_settings.cache_clear()
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    get_settings.cache_clear()
+    with settings_environment(wanted):
+        yield
 
 
 Invoke = Callable[[dict[str, Any]], dict[str, Any]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,8 +13,8 @@ from types import ModuleType
 import pytest
 
 from storefront import runtime
-from storefront.settings import get_settings
 from storefront_dev.embedded import EmbeddedS3
+from storefront_dev.in_process import settings_environment
 from tests.functions.conftest import FakeLambdaContext, load_event, load_function
 
 
@@ -33,23 +32,15 @@ class ShortBudgetContext(FakeLambdaContext):
 def s3_environment(function_environment: None, s3: EmbeddedS3) -> Iterator[None]:
     """The template's REPORTS_BUCKET, pointed at moto's server, in a fresh container."""
     wanted = s3.environment() | {"AWS_REGION": "us-east-1"}
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update(wanted)
-    get_settings.cache_clear()
-    # An asyncio.run() in an earlier test (a migration) leaves the thread
-    # without a current loop; Mangum would then make one of its own.
-    asyncio.set_event_loop(runtime.container_loop())
-    runtime.run(runtime.container_resources().close())
-    runtime._resources = None  # the next function's container reads the new environment
-    yield
-    runtime.run(runtime.container_resources().close())
-    runtime._resources = None
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    get_settings.cache_clear()
+    with settings_environment(wanted):
+        # An asyncio.run() in an earlier test (a migration) leaves the thread
+        # without a current loop; Mangum would then make one of its own.
+        asyncio.set_event_loop(runtime.container_loop())
+        runtime.run(runtime.container_resources().close())
+        runtime._resources = None  # the next function's container reads the new environment
+        yield
+        runtime.run(runtime.container_resources().close())
+        runtime._resources = None
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,9 @@ Logs and EMF metrics are written as on Lambda (to stdout, which is pointed at
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 from uuid import UUID
 
@@ -30,28 +27,16 @@ from mangum import Mangum
 from storefront import runtime
 from storefront.adapters.redis import RedisClient, create_redis
 from storefront.catalog.service import product_cache_key
-from storefront.settings import get_settings
 from storefront_dev.bench.api_events import BenchContext, http_event
 from storefront_dev.bench.environment import BenchEnvironment
 from storefront_dev.bench.fixtures import seed_products
 from storefront_dev.bench.measure import Figure, Report, median, percentile
 from storefront_dev.bench.processes import project_root
+from storefront_dev.in_process import load_function, settings_environment
 
-__all__ = ["bench_warm", "load_function"]
+__all__ = ["bench_warm"]
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-def load_function(root: Path, name: str) -> ModuleType:
-    """``functions/<name>/app.py`` imported the way the Lambda runtime imports it."""
-    spec = importlib.util.spec_from_file_location(
-        f"{name}_app", root / "functions" / name / "app.py"
-    )
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"functions/{name}/app.py cannot be loaded")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def floor_handler(redis: Callable[[], RedisClient], key: Callable[[str], str]) -> Handler:
@@ -70,22 +55,6 @@ def floor_handler(redis: Callable[[], RedisClient], key: Callable[[str], str]) -
         return response
 
     return handler
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
 
 
 @contextlib.contextmanager
@@ -145,7 +114,7 @@ def bench_warm(env: BenchEnvironment, report: Report, *, rounds: int) -> None:
 
     order = {"items": [{"product_id": str(cached), "quantity": 1}]}
     samples: dict[str, list[float]] = {"floor": [], "hit": [], "miss": [], "order": []}
-    with _environment(env.environment()):
+    with settings_environment(env.environment()):
         catalog: Handler = load_function(root, "catalog_api").handler
         orders: Handler = load_function(root, "orders_api").handler
         floor = floor_handler(redis, key)
