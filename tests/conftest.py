@@ -122,11 +122,7 @@ def suite_settings(
         database_url=database_url,
         redis_url=redis_url,
         redis_key_prefix=redis_key_prefix,
-        auth_algorithms="HS256",
-        auth_hs256_secret=TEST_AUTH.secret,
-        auth_issuer=TEST_AUTH.issuer,
-        auth_audience=TEST_AUTH.audience,
-        **more,
+        **TEST_AUTH.settings() | more,
     )
 
 

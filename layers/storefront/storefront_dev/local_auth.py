@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -52,16 +53,20 @@ class LocalAuth:
     admin_claim: str
     admin_value: str
 
-    def environment(self) -> dict[str, str]:
-        """What the local stack's functions need to verify these tokens."""
+    def settings(self) -> dict[str, Any]:
+        """The ``Settings`` fields that verify these tokens (``Settings(**auth.settings())``)."""
         return {
-            "AUTH_ALGORITHMS": "HS256",
-            "AUTH_HS256_SECRET": self.secret,
-            "AUTH_ISSUER": self.issuer,
-            "AUTH_AUDIENCE": self.audience,
-            "AUTH_ADMIN_CLAIM": self.admin_claim,
-            "AUTH_ADMIN_VALUE": self.admin_value,
+            "auth_algorithms": "HS256",
+            "auth_hs256_secret": self.secret,
+            "auth_issuer": self.issuer,
+            "auth_audience": self.audience,
+            "auth_admin_claim": self.admin_claim,
+            "auth_admin_value": self.admin_value,
         }
+
+    def environment(self) -> dict[str, str]:
+        """The same, as the environment variables of the local stack's functions."""
+        return {name.upper(): str(value) for name, value in self.settings().items()}
 
 
 def ensure_local_secret(root: Path) -> str:

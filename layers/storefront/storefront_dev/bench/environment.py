@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import redis
@@ -130,18 +131,13 @@ def bench_environment(
     try:
         database_url = with_database(server_url, name)
         upgrade_to_head(database_url)
+        unmetered: dict[str, Any] = {name.lower(): value for name, value in _UNMETERED.items()}
         settings = Settings(
             database_url=database_url,
             redis_url=redis_url,
             redis_key_prefix=prefix,
-            auth_algorithms="HS256",
-            auth_hs256_secret=BENCH_AUTH.secret,
-            auth_issuer=BENCH_AUTH.issuer,
-            auth_audience=BENCH_AUTH.audience,
-            rate_limit_read=_UNMETERED["RATE_LIMIT_READ"],
-            rate_limit_write=_UNMETERED["RATE_LIMIT_WRITE"],
-            rate_limit_orders=_UNMETERED["RATE_LIMIT_ORDERS"],
-            rate_limit_anonymous=_UNMETERED["RATE_LIMIT_ANONYMOUS"],
+            **BENCH_AUTH.settings(),
+            **unmetered,
         )
         yield BenchEnvironment(server_url, database_url, redis_url, prefix, settings)
     finally:
