@@ -265,7 +265,10 @@ async def enforce_rate_limit(
         limiter = request.app.state.rate_limiter = RateLimiter(resources.redis, resources.settings)
     caller = f"sub:{principal.subject}" if principal else f"ip:{client_ip(request)}"
     decision = await limiter.hit(
-        route_class_of(request.method, request.url.path), caller, anonymous=principal is None
+        # The scope's path: request.url would build a whole URL object per request.
+        route_class_of(request.method, request.scope["path"]),
+        caller,
+        anonymous=principal is None,
     )
     if decision is None:
         return
