@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storefront.adapters.cache import Cache
 from storefront.adapters.circuit_breaker import CircuitBreaker
 from storefront.adapters.database import create_engine
-from storefront.adapters.redis import RedisClient, create_redis
+from storefront.adapters.redis import REDIS_FAILURES, RedisClient, create_redis
+from storefront.observability import logger
 from storefront.settings import Settings
 
 
@@ -47,8 +48,14 @@ class Resources:
 
     async def close(self) -> None:
         if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+            redis, self._redis = self._redis, None
+            try:
+                await redis.aclose()
+            except REDIS_FAILURES as error:
+                # Best effort: a connection that does not close in time (the
+                # socket timeout) is dropped all the same, and the engine
+                # below must still be disposed of.
+                logger.warning("redis client did not close cleanly: %s", type(error).__name__)
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
