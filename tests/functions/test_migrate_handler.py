@@ -160,7 +160,10 @@ def test_deployed_it_reads_the_credentials_from_the_database_secret(
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.setenv("DATABASE_HOST", parts.host or "127.0.0.1")
+    # A TCP host, or the socket directory of an embedded server.
+    host = parts.host or parts.query["host"]
+    assert isinstance(host, str)
+    monkeypatch.setenv("DATABASE_HOST", host)
     monkeypatch.setenv("DATABASE_PORT", str(parts.port or 5432))
     monkeypatch.setenv("DATABASE_NAME", parts.database or "")
     monkeypatch.setenv("DATABASE_TLS", "false")

@@ -68,3 +68,9 @@ def test_redis_url_from_parts() -> None:
         "rediss://cache.example:6379/0"
     )
     assert redis_url(Settings(redis_url="redis://x:1/0", redis_host="y")) == "redis://x:1/0"
+
+
+def test_a_socket_directory_as_host_goes_into_the_query() -> None:
+    settings = Settings(database_host="/run/postgresql", database_port=5433, database_name="db")
+
+    assert database_url(settings) == ("postgresql+asyncpg://:5433/db?host=%2Frun%2Fpostgresql")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
+
+from sqlalchemy.engine import URL
 
 from storefront.settings import Settings
 
@@ -25,15 +26,26 @@ def database_url(settings: Settings) -> str:
         return settings.database_url
     if not settings.database_host:
         raise MissingEndpoint("set DATABASE_URL, or DATABASE_HOST with DATABASE_SECRET_ARN")
-    credentials = ""
+    username = password = None
     if settings.database_secret_arn:
         secret = read_secret(settings.database_secret_arn)
-        credentials = f"{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}@"
-    tls = "?ssl=require" if settings.database_tls else ""
-    return (
-        f"postgresql+asyncpg://{credentials}{settings.database_host}:{settings.database_port}"
-        f"/{settings.database_name}{tls}"
+        username, password = secret["username"], secret["password"]
+    query = {"ssl": "require"} if settings.database_tls else {}
+    host: str | None = settings.database_host
+    if settings.database_host.startswith("/"):
+        # A Unix-socket directory, as libpq takes it (an embedded server's):
+        # asyncpg reads it from the query; the port names the socket file.
+        query, host = query | {"host": settings.database_host}, None
+    url = URL.create(
+        "postgresql+asyncpg",
+        username=username,
+        password=password,
+        host=host,
+        port=settings.database_port,
+        database=settings.database_name,
+        query=query,
     )
+    return url.render_as_string(hide_password=False)
 
 
 def redis_url(settings: Settings) -> str:
