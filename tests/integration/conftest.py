@@ -59,7 +59,10 @@ async def empty_catalog(resources: Resources, redis_key_prefix: str) -> None:
     """Every test starts with no catalog, orders or events, and an empty cache."""
     async with resources.engine.begin() as connection:
         await connection.execute(
-            text("TRUNCATE products, categories, orders, outbox, inbox CASCADE")
+            text(
+                "TRUNCATE products, categories, orders, outbox, event_partitions,"
+                " consumer_positions, dead_letters CASCADE"
+            )
         )
     keys = [key async for key in resources.redis.scan_iter(match=f"{redis_key_prefix}*")]
     if keys:

@@ -17,8 +17,8 @@ from storefront.adapters.database import UnitOfWork
 from storefront.events.consumer import ConsumerStats, run_consumer
 from storefront.events.envelope import Event, Payload
 from storefront.events.handlers import HandlerRegistry
-from storefront.events.outbox import inbox
 from storefront.events.partitions import stream_key
+from storefront.events.positions import consumer_positions
 from storefront.resources import Resources
 from storefront.settings import Settings
 from tests.integration.streams import emitted
@@ -103,7 +103,10 @@ async def pending(redis: Redis, settings: Settings, group: str = GROUP) -> int:
     return total
 
 
-async def inbox_rows(resources: Resources) -> int:
+async def settled(resources: Resources, group: str = GROUP) -> int:
+    """How many events the group has settled, over all partitions (its positions)."""
     async with resources.engine.connect() as connection:
-        query = select(func.count()).select_from(inbox).where(inbox.c.consumer == GROUP)
+        query = select(func.coalesce(func.sum(consumer_positions.c.sequence), 0)).where(
+            consumer_positions.c.group_name == group
+        )
         return int((await connection.execute(query)).scalar_one())

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storefront.events.envelope import Event
 from storefront.events.outbox import outbox
 from storefront.events.partitions import partition_of, stream_key
+from storefront.events.positions import sequence_of
 from storefront.settings import Settings
 
 
@@ -57,11 +58,25 @@ def stream_of(settings: Settings, aggregate_id: str) -> str:
 
 
 async def publish(redis: Redis, settings: Settings, event: Event) -> str:
-    """What the relay does with one event: XADD its envelope to its partition's stream."""
+    """What the relay does with one event: XADD its envelope to its partition's
+    stream, as the partition's next sequence number."""
+    stream = stream_of(settings, event.aggregate_id)
+    (tail,) = await redis.register_script(_TAIL)(keys=[stream], args=[])
     entry_id = await redis.xadd(
-        stream_of(settings, event.aggregate_id), {"envelope": event.model_dump_json()}
+        stream,
+        {"envelope": event.model_dump_json()},
+        id=f"{sequence_of(tail.decode()) + 1}-0",
     )
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+_TAIL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0'} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then return {info[i + 1]} end
+end
+"""
 
 
 async def emitted(engine: AsyncEngine, event_type: str) -> list[Event]:

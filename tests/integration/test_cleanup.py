@@ -50,7 +50,7 @@ async def add_outbox_row(resources: Resources, n: int, created: int, published: 
         )
 
 
-async def test_old_published_outbox_and_inbox_rows_go_recent_and_unpublished_stay(
+async def test_old_published_outbox_and_settled_go_recent_and_unpublished_stay(
     resources: Resources, fast: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cleanup, "DELETE_BATCH_SIZE", 2)  # several batches

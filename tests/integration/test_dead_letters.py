@@ -44,7 +44,7 @@ async def test_unparseable_and_unknown_entries_are_dead_lettered_at_once(
 
     stats = await consume(resources, fast, pinger, budget(10, pinger.attempted(1)))
 
-    reasons = [letter.reason for letter in await list_dead_letters(resources.redis, fast)]
+    reasons = [letter.reason for letter in await list_dead_letters(resources.engine)]
     assert [reason.split(":")[0] for reason in reasons] == [
         "unparseable envelope",
         "unknown event type NoSuchEvent version 1",
@@ -65,14 +65,14 @@ async def test_replay_puts_a_dead_letter_back_and_a_fixed_handler_handles_it(
     await publish(resources.redis, once, event)
     pinger = Pinger()
     await consume(resources, once, pinger, budget(10, pinger.attempted(1)))
-    (letter,) = await list_dead_letters(resources.redis, once)
+    (letter,) = await list_dead_letters(resources.engine)
 
     pinger.failing = False  # the fix is deployed
     replayed = await replay(resources.redis, once, letter.id)
     await consume(resources, once, pinger, budget(10, pinger.attempted(2)))
 
     assert replayed.stream == stream_of(once, "agg-replay")
-    assert await list_dead_letters(resources.redis, once) == []
+    assert await list_dead_letters(resources.engine) == []
     assert await pongs(resources) == [("agg-replay", 7)]
     with pytest.raises(NotFound):
         await replay(resources.redis, once, letter.id)
@@ -83,11 +83,11 @@ async def test_purge_removes_one_dead_letter_or_all(resources: Resources, fast: 
     for n in range(3):
         await resources.redis.xadd(stream, {"envelope": f"not json {n}"})
     await consume(resources, fast, Pinger(), budget(1.0))
-    first, *rest = await list_dead_letters(resources.redis, fast)
+    first, *rest = await list_dead_letters(resources.engine)
 
     assert await purge(resources.redis, fast, first.id) == 1
-    assert await list_dead_letters(resources.redis, fast) == rest
+    assert await list_dead_letters(resources.engine) == rest
     with pytest.raises(NotFound):
         await purge(resources.redis, fast, first.id)
     assert await purge(resources.redis, fast) == 2
-    assert await list_dead_letters(resources.redis, fast) == []
+    assert await list_dead_letters(resources.engine) == []

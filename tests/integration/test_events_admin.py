@@ -159,7 +159,7 @@ async def test_the_cli_lists_replays_and_purges(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     await dead_letter_poison(resources, settings, 2)
-    first, second = [letter.id for letter in await list_dead_letters(resources.redis, settings)]
+    first, second = [letter.id for letter in await list_dead_letters(resources.engine)]
     monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
     monkeypatch.setenv("REDIS_KEY_PREFIX", settings.redis_key_prefix)
     capsys.readouterr()

@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     # Pending entries idle this long belong to a dead invocation: above the
     # worker function's timeout, so a live one never loses its entries.
     worker_claim_min_idle_ms: int = 90_000
+    # Settled outbox rows are kept this long (for inspection) before cleanup
+    # deletes them; an unsettled row is never deleted.
     outbox_retention_days: int = 7
-    inbox_retention_days: int = 7
 
     # Rate limits and hardening
     # Requests per caller and route class in a sliding window, "N/second",

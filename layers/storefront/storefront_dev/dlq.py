@@ -1,11 +1,11 @@
 """``storefront dlq``: list, replay and purge dead letters from a terminal.
 
     storefront dlq list [--limit N]   the oldest dead letters, with their reasons
-    storefront dlq replay ID          put one back on its original stream
+    storefront dlq replay ID          hand one to its group again (through the outbox)
     storefront dlq purge [ID]         delete one, or every dead letter
 
-Talks to the Redis that REDIS_URL names, under REDIS_KEY_PREFIX (default
-``sf:``), like the deployed functions do.
+Talks to the PostgreSQL that DATABASE_URL names, where dead letters are kept,
+like the deployed functions do.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    # Imported where used: `storefront --help` should not load Redis and pydantic.
-    from storefront.adapters.redis import RedisClient
+    # Imported where used: `storefront --help` should not load SQLAlchemy and pydantic.
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from storefront.events.dead_letters import DeadLetter
     from storefront.settings import Settings
 
@@ -35,11 +36,13 @@ def add_dlq_commands(subparsers: Any) -> None:
     listing = commands.add_parser("list", help="the oldest dead letters")
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(func=_list)
-    replay = commands.add_parser("replay", help="put a dead letter back on its stream")
-    replay.add_argument("id", help="the dead letter's id, as `dlq list` shows it")
+    replay = commands.add_parser("replay", help="hand a dead letter to its group again")
+    replay.add_argument("id", type=int, help="the dead letter's id, as `dlq list` shows it")
     replay.set_defaults(func=_replay)
     purge = commands.add_parser("purge", help="delete one dead letter, or all of them")
-    purge.add_argument("id", nargs="?", default=None, help="omit to delete every dead letter")
+    purge.add_argument(
+        "id", type=int, nargs="?", default=None, help="omit to delete every dead letter"
+    )
     purge.set_defaults(func=_purge)
 
 
@@ -53,7 +56,7 @@ def format_dead_letters(letters: list[DeadLetter], total: int) -> str:
             f"{letter.id}  {letter.failed_at}  group={letter.group}  "
             f"deliveries={letter.deliveries}  {event}  aggregate={letter.aggregate_id or '-'}"
         )
-        lines.append(f"    from {letter.original_stream} {letter.original_id}")
+        lines.append(f"    from partition {letter.partition}, sequence {letter.sequence}")
         reason = letter.reason.replace("\n", " ")
         if len(reason) > _REASON_WIDTH:
             reason = reason[: _REASON_WIDTH - 3] + "..."
@@ -64,20 +67,22 @@ def format_dead_letters(letters: list[DeadLetter], total: int) -> str:
 def _list(args: argparse.Namespace) -> int:
     from storefront.events.dead_letters import count_dead_letters, list_dead_letters
 
-    async def show(redis: RedisClient, settings: Settings) -> str:
-        letters = await list_dead_letters(redis, settings, args.limit)
-        return format_dead_letters(letters, await count_dead_letters(redis, settings))
+    async def show(engine: AsyncEngine, settings: Settings) -> str:
+        letters = await list_dead_letters(engine, args.limit)
+        return format_dead_letters(letters, await count_dead_letters(engine))
 
-    print(_with_redis(show))
+    print(_with_database(show))
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
     from storefront.events.dead_letters import replay
 
-    async def put_back(redis: RedisClient, settings: Settings) -> str:
-        replayed = await replay(redis, settings, args.id)
-        return f"replayed {replayed.id} onto {replayed.stream} as {replayed.stream_id}"
+    async def put_back(engine: AsyncEngine, settings: Settings) -> str:
+        replayed = await replay(engine, settings.event_partitions, args.id)
+        return (
+            f"replayed {replayed.id} for group {replayed.group} as outbox row {replayed.outbox_id}"
+        )
 
     return _report(put_back)
 
@@ -85,36 +90,36 @@ def _replay(args: argparse.Namespace) -> int:
 def _purge(args: argparse.Namespace) -> int:
     from storefront.events.dead_letters import purge
 
-    async def delete(redis: RedisClient, settings: Settings) -> str:
-        purged = await purge(redis, settings, args.id)
+    async def delete(engine: AsyncEngine, settings: Settings) -> str:
+        purged = await purge(engine, args.id)
         return f"purged {args.id}" if args.id else f"purged {purged} dead letter(s)"
 
     return _report(delete)
 
 
-def _report(action: Callable[[RedisClient, Settings], Awaitable[str]]) -> int:
-    from storefront.errors import NotFound
+def _report(action: Callable[[AsyncEngine, Settings], Awaitable[str]]) -> int:
+    from storefront.errors import DomainError
 
     try:
-        print(_with_redis(action))
-    except NotFound as error:
+        print(_with_database(action))
+    except DomainError as error:
         print(error.detail, file=sys.stderr)
         return 1
     return 0
 
 
-def _with_redis(action: Callable[[RedisClient, Settings], Awaitable[T]]) -> T:
-    from storefront.adapters.redis import create_redis
+def _with_database(action: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
+    from storefront.adapters.database import create_engine
     from storefront.settings import Settings
 
     # Read the environment now, not the cached get_settings() of an earlier call.
     settings = Settings()
 
     async def run() -> T:
-        redis = create_redis(settings)
+        engine = create_engine(settings)
         try:
-            return await action(redis, settings)
+            return await action(engine, settings)
         finally:
-            await redis.aclose()
+            await engine.dispose()
 
     return asyncio.run(run())

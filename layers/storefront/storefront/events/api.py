@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import BaseModel
 
 from storefront.adapters.redis import RedisClient
@@ -32,6 +32,8 @@ async def get_redis(resources: Annotated[Resources, Depends(get_resources)]) -> 
 
 
 RedisDep = Annotated[RedisClient, Depends(get_redis)]
+# A bigint: anything else is a 422 naming the path parameter, never a 500.
+DeadLetterId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class DeadLetterPage(BaseModel):
@@ -51,20 +53,23 @@ async def get_event_status(engine: Engine, redis: RedisDep, settings: SettingsDe
 
 @router.get("/dead-letters", response_model=DeadLetterPage)
 async def list_dead_letters(
-    redis: RedisDep,
-    settings: SettingsDep,
+    engine: Engine,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeadLetterPage:
-    items = await dead_letters.list_dead_letters(redis, settings, limit)
-    total = await dead_letters.count_dead_letters(redis, settings)
+    items = await dead_letters.list_dead_letters(engine, limit)
+    total = await dead_letters.count_dead_letters(engine)
     return DeadLetterPage(items=items, total=total)
 
 
-@router.post("/dead-letters/{dead_letter_id}/replay", response_model=Replayed, responses=_NOT_FOUND)
+@router.post(
+    "/dead-letters/{dead_letter_id}/replay",
+    response_model=Replayed,
+    responses=_NOT_FOUND | documented(_409="The dead letter holds no event that parses"),
+)
 async def replay_dead_letter(
-    dead_letter_id: str, redis: RedisDep, settings: SettingsDep
+    dead_letter_id: DeadLetterId, engine: Engine, settings: SettingsDep
 ) -> Replayed:
-    return await dead_letters.replay(redis, settings, dead_letter_id)
+    return await dead_letters.replay(engine, settings.event_partitions, dead_letter_id)
 
 
 @router.delete(
@@ -72,13 +77,11 @@ async def replay_dead_letter(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_NOT_FOUND,
 )
-async def delete_dead_letter(
-    dead_letter_id: str, redis: RedisDep, settings: SettingsDep
-) -> Response:
-    await dead_letters.purge(redis, settings, dead_letter_id)
+async def delete_dead_letter(dead_letter_id: DeadLetterId, engine: Engine) -> Response:
+    await dead_letters.purge(engine, dead_letter_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.delete("/dead-letters", response_model=Purged)
-async def purge_dead_letters(redis: RedisDep, settings: SettingsDep) -> Purged:
-    return Purged(purged=await dead_letters.purge(redis, settings))
+async def purge_dead_letters(engine: Engine) -> Purged:
+    return Purged(purged=await dead_letters.purge(engine))

@@ -11,24 +11,38 @@ pending under any other name (a consumer from an older deployment) are taken
 over with ``XAUTOCLAIM`` once idle for ``worker_claim_min_idle_ms``, above the
 function timeout, so a live reader never loses them.
 
-Exactly-once effect. Each event is handled in ONE transaction that also
-inserts ``(group, event_id)`` into the inbox (``ON CONFLICT DO NOTHING``) and
-writes the events the handler emits to the outbox (:mod:`.delivery`). Entries
-are ``XACK``-ed only after their commit (one ``XACK`` per batch): a crash in
-between redelivers them, and the inbox row turns a redelivery into a no-op.
+Exactly-once effect. A run of one partition's entries is applied in ONE
+transaction, which also moves the group's position on that partition
+(:mod:`.positions`) to the last entry applied, and writes the events the
+handlers emit to the outbox. An entry at or below the position is a
+redelivery and is skipped, so de-duplication holds for as long as the events
+are kept, whatever Redis forgets. The position's UPDATE is fenced (``WHERE
+sequence = <the position this reader started from>``): a reader whose lease
+expired, or was evicted, while another took over cannot commit twice or out
+of order. Entries are ``XACK``-ed only after their commit (one ``XACK`` per
+batch): a crash in between redelivers them, and the position makes the
+redelivery a no-op. An entry above the position plus one means the stream
+skipped events (one that lost entries and was repaired from the settled
+position on, or an older deployment's ids): the missing ones are read from
+the outbox and applied first, so nothing behind them is overtaken.
 
-Failures. A handler exception rolls its transaction back and the entry stays
-pending. Its partition stops for the rest of this invocation (the next
+Failures. A handler exception rolls the run's transaction back; the entries
+before the failing one are applied again in a transaction of their own, so
+one failing event does not undo the ones before it. The failing entry stays
+pending and its partition stops for the rest of this invocation (the next
 entries of its aggregate must not overtake it); the other partitions go on.
 The retry is the next invocation's re-read, a natural backoff. An entry that
-failed on its ``worker_max_deliveries``-th delivery goes to the dead-letter
-stream (:mod:`.dead_letters`) and is acked; so does, at once, an entry that
-cannot be parsed or names an unknown event type or version. An event type
-the group has no handler for is acked and skipped: every group reads every
-stream. Entries read but not attempted (behind a failure, or past the time
-budget) get their delivery count back with ``XCLAIM ... RETRYCOUNT``, so an
-innocent entry queued behind a failing one is not dead-lettered early; nor is
-one that met an unreachable database, which ends the invocation instead.
+failed on its ``worker_max_deliveries``-th delivery is dead-lettered
+(:mod:`.dead_letters`) in the transaction that moves the position past it;
+so is, at once, an entry that cannot be parsed or names an unknown event
+type or version. An event type the group has no handler for is skipped:
+every group reads every stream. Entries read but not attempted (behind a
+failure, or past the time budget) get their delivery count back with
+``XCLAIM ... RETRYCOUNT``, so an innocent entry queued behind a failing one
+is not dead-lettered early; nor is one that met an unreachable database,
+which ends the invocation instead. A deadlock with another transaction (two
+partitions' runs locking the same stock rows in another order) is no
+entry's fault: the run is applied again one event per transaction.
 
 Waiting. ``XREADGROUP ... BLOCK`` over every held partition at once (the
 streams share a hash tag), never longer than the budget left: no busy loop.
@@ -39,18 +53,20 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from redis.exceptions import ResponseError
 from redis.typing import StreamIdT
+from sqlalchemy import Text, cast, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storefront.adapters.database import is_unavailable
+from storefront.adapters.database import UnitOfWork, is_unavailable
 from storefront.adapters.redis import RedisClient, create_redis
-from storefront.events.dead_letters import dead_letter
+from storefront.events.dead_letters import record_dead_letter
 from storefront.events.delivery import (
-    BatchConnection,
     ConsumerStats,
     Entry,
+    Outcome,
     PoisonEntry,
     handle_entry,
     read_reply,
@@ -58,7 +74,9 @@ from storefront.events.delivery import (
 from storefront.events.groups import consumer_name, ensure_groups
 from storefront.events.handlers import HandlerRegistry
 from storefront.events.leases import PartitionLeases
+from storefront.events.outbox import outbox
 from storefront.events.partitions import stream_key
+from storefront.events.positions import consumer_positions, entry_id, group_positions
 from storefront.observability import logger
 from storefront.settings import Settings
 
@@ -140,6 +158,8 @@ class _Consumer:
         self.history: set[int] = set()
         # Partitions stopped by a failure until the next invocation.
         self.parked: set[int] = set()
+        # The group's settled position per held partition, as last committed.
+        self.positions: dict[int, int] = {}
 
     def stream(self, partition: int) -> str:
         return stream_key(self.settings.redis_key_prefix, partition)
@@ -148,7 +168,12 @@ class _Consumer:
         margin = self.settings.time_budget_margin_ms
         await ensure_groups(self.redis, self.settings, [self.group])
         while (budget := self.remaining_ms() - margin) > 0:
-            for partition in await self.leases.refresh():
+            taken = await self.leases.refresh()
+            if taken:
+                async with UnitOfWork(self.engine) as uow:
+                    self.positions |= await group_positions(uow.connection, self.group, taken)
+                    await uow.commit()
+            for partition in taken:
                 await self._reclaim(partition)
                 self.history.add(partition)
             held = self.leases.held
@@ -243,54 +268,164 @@ class _Consumer:
         stream = self.stream(partition)
         if redelivered:
             entries = await self._with_deliveries(stream, entries)
-        max_deliveries = self.settings.worker_max_deliveries
         acks: list[str] = []
-        connection = BatchConnection(self.engine)
         try:
-            for index, entry in enumerate(entries):
+            while entries:
                 if self.remaining_ms() < self.settings.time_budget_margin_ms // 2:
                     # Past the margin: leave the rest for the next holder
                     # rather than be killed mid-transaction by the deadline.
-                    await self._undeliver(stream, entries[index:])
+                    await self._undeliver(stream, entries)
                     return
-                if not entry.fields:
-                    acks.append(entry.id)  # deleted from the stream: nothing to do
-                    continue
-                if entry.deliveries > max_deliveries:
-                    # Earlier holders died while handling it, without an answer.
-                    reason = f"delivered {entry.deliveries} times without finishing"
-                    await self._dead_letter(stream, entry, reason)
-                    continue
-                try:
-                    outcome = await handle_entry(entry, self.registry, connection, self.settings)
-                except PoisonEntry as poison:
-                    await self._dead_letter(stream, entry, poison.reason)
-                    continue
-                except Exception as error:
-                    self.stats.failures += 1
-                    await connection.release()
-                    if is_unavailable(error):
-                        # Not this entry's fault: do not count the attempt.
-                        await self._undeliver(stream, entries[index:])
-                        raise
-                    logger.exception(
-                        "event handler failed",
-                        extra={"group": self.group, "stream": stream, "entry_id": entry.id},
-                    )
-                    if entry.deliveries >= max_deliveries:
-                        await self._dead_letter(stream, entry, f"{type(error).__name__}: {error}")
-                        continue
-                    await self._undeliver(stream, entries[index + 1 :])
+                run = await self._apply_run(partition, entries)
+                acks += [entry.id for entry in entries[: run.settled]]
+                if run.error is None:
+                    return
+                failing, error = entries[run.settled], run.error
+                self.stats.failures += 1
+                if is_unavailable(error):
+                    # Not this entry's fault: do not count the attempt.
+                    await self._undeliver(stream, entries[run.settled :])
+                    raise error
+                logger.error(
+                    "event handler failed",
+                    exc_info=error,
+                    extra={"group": self.group, "stream": stream, "entry_id": failing.id},
+                )
+                if failing.deliveries < self.settings.worker_max_deliveries:
+                    await self._undeliver(stream, entries[run.settled + 1 :])
                     self.parked.add(partition)
                     return
-                acks.append(entry.id)
-                self.stats.count(outcome)
+                reason = f"{type(error).__name__}: {error}"
+                await self._dead_letter_alone(partition, failing, reason)
+                acks.append(failing.id)
+                entries = entries[run.settled + 1 :]
+        except LostPartition:
+            # Its entries stay pending for the reader that took it over.
+            logger.warning(
+                "partition taken over by another reader",
+                extra={"group": self.group, "partition": partition},
+                exc_info=True,
+            )
+            self.parked.add(partition)
         finally:
-            try:
-                await connection.release()
-            finally:
-                if acks:
-                    await self.redis.xack(stream, self.group, *acks)
+            if acks:
+                await self.redis.xack(stream, self.group, *acks)
+
+    async def _apply_run(
+        self, partition: int, entries: Sequence[Entry], *, one_by_one: bool = False
+    ) -> _Run:
+        """Apply entries in order, in one transaction, until one fails.
+
+        Returns how many entries were settled (committed); on a failure, the
+        error of the entry after them. ``one_by_one``: a transaction per
+        entry, after a deadlock.
+        """
+        if one_by_one and len(entries) > 1:
+            settled = 0
+            for entry in entries:
+                run = await self._apply_run(partition, [entry])
+                settled += run.settled
+                if run.error is not None:
+                    return _Run(settled, run.error)
+            return _Run(settled)
+        start = position = self.positions[partition]
+        outcomes: list[Outcome] = []
+        failed: tuple[int, Exception] | None = None
+        async with UnitOfWork(self.engine) as uow:
+            for index, entry in enumerate(entries):
+                if entry.sequence <= position:
+                    outcomes.append(Outcome.DUPLICATE)
+                    continue
+                try:
+                    if entry.sequence > position + 1:
+                        outcomes += await self._catch_up(uow, partition, position, entry.sequence)
+                    outcomes.append(await self._apply(uow, partition, entry))
+                except Exception as error:
+                    failed = (index, error)
+                    break  # the transaction rolls back as the block ends
+                position = entry.sequence
+            else:
+                await self._settle(uow, partition, start, position)
+                await uow.commit()
+        if failed is not None:
+            index, failure = failed
+            if _is_deadlock(failure):
+                self.stats.conflicts += 1
+                return await self._apply_run(partition, entries, one_by_one=True)
+            if index == 0 or is_unavailable(failure):
+                return _Run(0, failure)
+            before = await self._apply_run(partition, entries[:index])
+            return _Run(before.settled, before.error or failure)
+        self.positions[partition] = position
+        self.stats.transactions += 1
+        for outcome in outcomes:
+            self.stats.count(outcome)
+        return _Run(len(entries))
+
+    async def _apply(self, uow: UnitOfWork, partition: int, entry: Entry) -> Outcome:
+        if entry.deliveries > self.settings.worker_max_deliveries:
+            # Earlier holders died while handling it, without an answer.
+            reason = f"delivered {entry.deliveries} times without finishing"
+            return await self._dead_letter(uow, partition, entry, reason)
+        try:
+            return await handle_entry(entry, self.registry, uow, self.settings)
+        except PoisonEntry as poison:
+            return await self._dead_letter(uow, partition, entry, poison.reason)
+
+    async def _catch_up(
+        self, uow: UnitOfWork, partition: int, position: int, sequence: int
+    ) -> list[Outcome]:
+        """Apply, from the outbox, the events between the position and an entry.
+
+        The stream skipped them; every one of them is still in the outbox,
+        which keeps a row until every group has settled it.
+        """
+        rows = await uow.connection.execute(
+            select(
+                outbox.c.sequence,
+                cast(outbox.c.envelope, Text).label("envelope"),
+                outbox.c.only_group,
+            )
+            .where(
+                outbox.c.partition == partition,
+                outbox.c.sequence > position,
+                outbox.c.sequence < sequence,
+            )
+            .order_by(outbox.c.sequence)
+        )
+        outcomes = []
+        for row in rows.all():
+            fields = {b"envelope": row.envelope.encode()}
+            if row.only_group:
+                fields[b"only_group"] = row.only_group.encode()
+            outcomes.append(
+                await self._apply(uow, partition, Entry(entry_id(row.sequence), fields))
+            )
+        self.stats.caught_up += len(outcomes)
+        logger.warning(
+            "stream skipped events: applied from the outbox",
+            extra={"group": self.group, "partition": partition, "range": [position, sequence]},
+        )
+        return outcomes
+
+    async def _settle(self, uow: UnitOfWork, partition: int, start: int, position: int) -> None:
+        """Move the group's position, fenced by the position the run started from."""
+        if position == start:
+            return
+        moved = await uow.connection.execute(
+            update(consumer_positions)
+            .where(
+                consumer_positions.c.group_name == self.group,
+                consumer_positions.c.partition == partition,
+                consumer_positions.c.sequence == start,
+            )
+            .values(sequence=position)
+        )
+        if moved.rowcount != 1:
+            raise LostPartition(
+                f"group {self.group!r} partition {partition}: another reader moved the "
+                f"position past {start}; this reader's lease had expired"
+            )
 
     async def _with_deliveries(self, stream: str, entries: list[Entry]) -> list[Entry]:
         pending = await self.redis.xpending_range(
@@ -316,23 +451,55 @@ class _Consumer:
                 pipe.xclaim(stream, self.group, self.name, 0, ids, retrycount=count, justid=True)
             await pipe.execute()
 
-    async def _dead_letter(self, stream: str, entry: Entry, reason: str) -> None:
-        raw = entry.fields.get(b"envelope", b"")
+    async def _dead_letter(
+        self, uow: UnitOfWork, partition: int, entry: Entry, reason: str
+    ) -> Outcome:
+        """Keep the entry as a dead letter in the run's transaction; the
+        position moves past it with the run."""
         logger.warning(
             "event dead-lettered",
-            extra={"group": self.group, "stream": stream, "entry_id": entry.id, "reason": reason},
+            extra={
+                "group": self.group,
+                "partition": partition,
+                "entry_id": entry.id,
+                "reason": reason,
+            },
         )
-        await dead_letter(
-            self.redis,
-            self.settings,
-            stream=stream,
+        await record_dead_letter(
+            uow.connection,
             group=self.group,
-            entry_id=entry.id,
-            envelope=raw.decode("utf-8", "replace"),
+            partition=partition,
+            sequence=entry.sequence,
+            envelope=entry.fields.get(b"envelope", b"").decode("utf-8", "replace"),
             reason=reason,
             deliveries=entry.deliveries,
         )
-        self.stats.dead_lettered += 1
+        return Outcome.DEAD_LETTERED
+
+    async def _dead_letter_alone(self, partition: int, entry: Entry, reason: str) -> None:
+        """Dead-letter an entry whose handler failed, in a transaction of its own."""
+        start = self.positions[partition]
+        async with UnitOfWork(self.engine) as uow:
+            outcome = await self._dead_letter(uow, partition, entry, reason)
+            await self._settle(uow, partition, start, entry.sequence)
+            await uow.commit()
+        self.positions[partition] = entry.sequence
+        self.stats.count(outcome)
+
+
+class LostPartition(RuntimeError):
+    """Another reader took the partition over: this one must not commit."""
+
+
+@dataclass(frozen=True)
+class _Run:
+    settled: int
+    error: Exception | None = None
+
+
+def _is_deadlock(error: BaseException) -> bool:
+    code = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return code in {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
 def _text(value: object) -> str:

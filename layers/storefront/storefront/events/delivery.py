@@ -1,10 +1,10 @@
-"""One stream entry's delivery to a group: parse, route, handle exactly once.
+"""One stream entry's delivery to a group: parse, route, handle.
 
 :func:`handle_entry` turns an entry into an :class:`Outcome` or raises:
 :class:`PoisonEntry` for what no retry can fix (dead-lettered at once), any
-other exception for a failed attempt (retried). The handler runs in one
-transaction with the inbox row ``(group, event_id)`` and the events it
-emits; a row already there means a redelivery, and nothing is done twice.
+other exception for a failed attempt (retried). It runs inside the caller's
+transaction (:mod:`.consumer` applies a run of one partition's entries in
+one), together with the events the handler emits and the group's position.
 """
 
 from __future__ import annotations
@@ -15,17 +15,15 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storefront.adapters.database import DatabaseUnavailable, UnitOfWork, is_unavailable
+from storefront.adapters.database import UnitOfWork
 from storefront.events.envelope import PAYLOADS, Event
 from storefront.events.handlers import HandlerRegistry
-from storefront.events.outbox import add_events, inbox
+from storefront.events.outbox import add_events
+from storefront.events.positions import sequence_of
 from storefront.settings import Settings
 
 __all__ = [
-    "BatchConnection",
     "ConsumerStats",
     "Entry",
     "Outcome",
@@ -37,8 +35,9 @@ __all__ = [
 
 class Outcome(StrEnum):
     HANDLED = "handled"
-    DUPLICATE = "duplicate"  # already in the inbox: a redelivery, nothing done
+    DUPLICATE = "duplicate"  # at or below the group's position: nothing done
     SKIPPED = "skipped"  # an event type this group does not handle
+    DEAD_LETTERED = "dead_lettered"
 
 
 class PoisonEntry(Exception):
@@ -60,6 +59,11 @@ class Entry:
     def delivered(self, deliveries: int) -> Entry:
         return replace(self, deliveries=deliveries)
 
+    @property
+    def sequence(self) -> int:
+        """The partition's sequence number: the entry id's milliseconds part."""
+        return sequence_of(self.id)
+
 
 @dataclass
 class ConsumerStats:
@@ -72,11 +76,20 @@ class ConsumerStats:
     reads: int = 0
     partitions_held: int = 0
 
+    # Events applied from the outbox because the stream skipped them.
+    caught_up: int = 0
+    # Transactions committed: one per run of a partition's entries.
+    transactions: int = 0
+    # Runs redone event by event after a deadlock with another transaction.
+    conflicts: int = 0
+
     def count(self, outcome: Outcome) -> None:
         if outcome is Outcome.HANDLED:
             self.handled += 1
         elif outcome is Outcome.DUPLICATE:
             self.duplicates += 1
+        elif outcome is Outcome.DEAD_LETTERED:
+            self.dead_lettered += 1
         else:
             self.skipped += 1
 
@@ -90,46 +103,22 @@ class ConsumerStats:
             "reclaimed": self.reclaimed,
             "reads": self.reads,
             "partitions_held": self.partitions_held,
+            "caught_up": self.caught_up,
+            "transactions": self.transactions,
+            "conflicts": self.conflicts,
         }
 
 
-class BatchConnection:
-    """One pooled connection for the events of one read batch, each event in
-    a transaction of its own.
-
-    A checkout pings the server (``pool_pre_ping``), a round trip of its own:
-    taken once per batch rather than once per event, that is a good share of
-    a small handler's cost (``make bench``, worker). Taken on first use, as
-    other groups' events need no database, and dropped after any failure, so
-    the next event never starts on a connection in an unknown state.
-    """
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._connection: AsyncConnection | None = None
-
-    async def get(self) -> AsyncConnection:
-        if self._connection is None:
-            try:
-                self._connection = await self._engine.connect()
-            except Exception as error:
-                if is_unavailable(error):
-                    raise DatabaseUnavailable(str(error)) from error
-                raise
-        return self._connection
-
-    async def release(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await connection.close()
-
-
 async def handle_entry(
-    entry: Entry, registry: HandlerRegistry, connection: BatchConnection, settings: Settings
+    entry: Entry, registry: HandlerRegistry, uow: UnitOfWork, settings: Settings
 ) -> Outcome:
+    """Handle one entry in ``uow``'s open transaction (the caller commits)."""
     raw = entry.fields.get(b"envelope")
     if raw is None:
         raise PoisonEntry("the entry has no 'envelope' field")
+    only_group = entry.fields.get(b"only_group")
+    if only_group is not None and only_group.decode() != registry.consumer:
+        return Outcome.SKIPPED  # a dead letter replayed for another group
     try:
         event = Event.model_validate_json(raw)
     except ValidationError as error:
@@ -149,18 +138,8 @@ async def handle_entry(
         payload = payload_type.model_validate(event.payload)
     except ValidationError as error:
         raise PoisonEntry(f"invalid {kind} payload: {error}") from error
-    async with UnitOfWork(await connection.get()) as uow:
-        recorded = await uow.connection.execute(
-            insert(inbox)
-            .values(consumer=registry.consumer, event_id=event.event_id)
-            .on_conflict_do_nothing()
-            .returning(inbox.c.event_id)
-        )
-        if recorded.first() is None:
-            return Outcome.DUPLICATE
-        emitted = await handler(payload, event, uow)
-        await add_events(uow.connection, emitted, settings.event_partitions)
-        await uow.commit()
+    emitted = await handler(payload, event, uow)
+    await add_events(uow.connection, emitted, settings.event_partitions)
     return Outcome.HANDLED
 
 

@@ -1,10 +1,10 @@
 """Event handlers, registered per payload type.
 
 A handler is a short function: it takes the typed payload, the event it came
-in, and the unit of work whose transaction also records the event in the
-inbox; it returns the events it emits, which go to the outbox in that same
-transaction. So the effect, the "processed" mark and the consequences commit
-together or not at all.
+in, and the unit of work whose transaction also moves the group's position
+past the event; it returns the events it emits, which go to the outbox in
+that same transaction. So the effect, the "processed" mark and the
+consequences commit together or not at all.
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("event_id", Uuid, nullable=False, unique=True),
+    # Not unique: a dead letter replayed for one group is a row of its own.
+    Column("event_id", Uuid, nullable=False, index=True),
     Column("event_type", String(100), nullable=False),
     Column("version", Integer, nullable=False),
     Column("aggregate_type", String(100), nullable=False),
@@ -46,6 +47,11 @@ outbox = Table(
     Column("envelope", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("published_at", DateTime(timezone=True)),
+    # The partition's sequence number, given by the relay when it publishes
+    # the row: its stream entry's id is ``<sequence>-0`` (storefront.events.relay).
+    Column("sequence", BigInteger),
+    # Set on a replayed dead letter: only this consumer group handles it.
+    Column("only_group", String(100)),
     # The relay's claim: unpublished rows of one partition in id order.
     Index(
         "ix_outbox_unpublished",
@@ -54,27 +60,36 @@ outbox = Table(
         postgresql_where=text("published_at IS NULL"),
     ),
     Index("ix_outbox_published_at", "published_at"),
+    # Repair and catch-up read a partition's rows by sequence.
+    Index(
+        "ix_outbox_partition_sequence",
+        "partition",
+        "sequence",
+        unique=True,
+        postgresql_where=text("sequence IS NOT NULL"),
+    ),
 )
 
-inbox = Table(
-    "inbox",
-    metadata,
-    Column("consumer", String(100), primary_key=True),
-    Column("event_id", Uuid, primary_key=True),
-    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("ix_inbox_processed_at", "processed_at"),
-)
 
+async def add_events(
+    connection: AsyncConnection,
+    events: Sequence[Event],
+    partitions: int,
+    *,
+    only_group: str | None = None,
+) -> list[int]:
+    """Write events in the caller's transaction; the relay is woken at commit.
 
-async def add_events(connection: AsyncConnection, events: Sequence[Event], partitions: int) -> None:
-    """Write events in the caller's transaction; the relay is woken at commit."""
+    Returns the rows' outbox ids. ``only_group``: the one consumer group that
+    handles them (a replayed dead letter).
+    """
     if not events:
-        return
-    await connection.execute(
+        return []
+    rows = await connection.execute(
         # NOTIFY rides on the INSERT (RETURNING) instead of a statement of its
         # own: one statement less per writing transaction. PostgreSQL folds
         # identical notifications of one transaction into one, at commit.
-        insert(outbox).returning(func.pg_notify(NOTIFY_CHANNEL, "")),
+        insert(outbox).returning(outbox.c.id, func.pg_notify(NOTIFY_CHANNEL, "")),
         [
             {
                 "event_id": event.event_id,
@@ -84,7 +99,9 @@ async def add_events(connection: AsyncConnection, events: Sequence[Event], parti
                 "aggregate_id": event.aggregate_id,
                 "partition": partition_of(event.aggregate_id, partitions),
                 "envelope": event.model_dump(mode="json"),
+                "only_group": only_group,
             }
             for event in events
         ],
     )
+    return [row.id for row in rows]

@@ -21,40 +21,47 @@ id's was invisible to the pass that published the higher id, and is simply
 claimed by the next pass. (That can only happen across aggregates, whose
 relative order does not matter.)
 
-Why a crash only duplicates: the rows are marked published in the same
-transaction that claimed them, after the ``XADD``. If the process dies
-between the two, the transaction rolls back, the rows stay unpublished and
-the next pass publishes them again. Delivery is at-least-once; consumers
-record each ``event_id`` in their inbox and skip one they have processed.
+Why losing Redis data loses no event: each row gets its partition's next
+sequence number as it is appended, the stream entry's id is
+``<sequence>-0``, and ``event_partitions.last_sequence`` records where the
+relay left the stream, in the transaction that marks the rows published. The
+append script compares the stream's last id with that record, atomically
+with the ``XADD``; every pass also compares every partition's stream (idle
+ones too) in one round trip. A stream that ends *before* the record lost
+entries (a flush, a restart without persistence, a failover to a lagging
+replica): :func:`repair` republishes, from the outbox, every event of the
+partition some group has not settled (:mod:`.positions`), with its original
+id, before anything newer. A stream that ends *after* it holds the append of
+a relay that died before its commit: those entries are adopted (their rows
+marked published with their sequence), never appended twice.
 
 Streams are never trimmed here (no ``MAXLEN``): only cleanup trims, and only
-below what every consumer group has acknowledged.
+below what every consumer group has settled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Integer,
     Select,
     Text,
-    any_,
     cast,
     func,
     literal,
     select,
-    update,
+    text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storefront.adapters.redis import RedisClient
 from storefront.events.outbox import outbox
 from storefront.events.partitions import stream_key
+from storefront.events.positions import event_partitions
+from storefront.events.repair import Repairs, repair
+from storefront.events.streams import StreamEntry, append, ends_at, stream_tails
 from storefront.observability import logger
 from storefront.settings import Settings
 
@@ -62,6 +69,7 @@ __all__ = [
     "RELAY_LOCK_CLASS",
     "AfterXadd",
     "RelayStats",
+    "StreamMoved",
     "oldest_unpublished_age_seconds",
     "relay_once",
     "relay_partition",
@@ -72,21 +80,28 @@ __all__ = [
 # use a different one, or it would block the relay's partitions.
 RELAY_LOCK_CLASS = 0x5F0B_0001
 
-# Appends a batch to one stream with one command and one reply. A pipeline of
-# one XADD per row spends most of the relay's time building a command and
-# parsing a reply per row in the client (measured for ``make bench``: about
-# 24k rows/s pipelined, 100k scripted). One key per call, so it also runs on
-# Redis Cluster; and a batch lands whole or not at all.
-_XADD_BATCH = """
-for i = 1, #ARGV, 2 do
-  redis.call('XADD', KEYS[1], '*', 'envelope', ARGV[i], 'outbox_id', ARGV[i + 1])
-end
-return #ARGV / 2
-"""
-
 # A test seam: called after the XADDs, before the rows are marked published.
 # Raising in it is the process dying between XADD and commit.
 AfterXadd = Callable[[], Awaitable[None]]
+
+# Marks a batch published with its sequence numbers and moves the partition's
+# recorded tail, in one statement.
+_MARK_PUBLISHED = text(
+    """
+WITH marked AS (
+    UPDATE outbox SET published_at = now(), sequence = batch.sequence
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:sequences AS bigint[])) AS batch(id, sequence)
+    WHERE outbox.id = batch.id
+)
+INSERT INTO event_partitions (partition, last_sequence) VALUES (:partition, :last_sequence)
+ON CONFLICT (partition) DO UPDATE SET last_sequence = excluded.last_sequence
+"""
+)
+
+
+class StreamMoved(RuntimeError):
+    """A stream changed again right after its repair, under the partition's lock:
+    another writer appends to it. The batch rolls back and the next pass retries."""
 
 
 def _always() -> bool:
@@ -101,6 +116,7 @@ class RelayStats:
     passes: int = 0
     # Partitions found locked by another relay (each time it happened).
     skipped_partitions: list[int] = field(default_factory=list)
+    repairs: Repairs = field(default_factory=Repairs)
 
     def add_batch(self, size: int) -> None:
         self.relayed += size
@@ -113,6 +129,7 @@ class RelayStats:
         self.largest_batch = max(self.largest_batch, other.largest_batch)
         self.passes += other.passes
         self.skipped_partitions.extend(other.skipped_partitions)
+        self.repairs.merge(other.repairs)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -121,7 +138,7 @@ class RelayStats:
             "largest_batch": self.largest_batch,
             "passes": self.passes,
             "skipped_partitions": len(self.skipped_partitions),
-        }
+        } | self.repairs.summary()
 
 
 async def relay_partition(
@@ -131,38 +148,68 @@ async def relay_partition(
     partition: int,
     *,
     after_xadd: AfterXadd | None = None,
+    repairs: Repairs | None = None,
+    tail: str | None = None,
 ) -> int | None:
     """Relay one batch of one partition in one transaction.
 
     Returns how many rows were published, or None when another relay holds
     the partition. Given a connection (not in a transaction), the batch's
-    transaction runs on it.
+    transaction runs on it. ``tail``: the stream's last id as the pass saw
+    it, when that was not where PostgreSQL says; the stream is checked again
+    and repaired first, even if there is nothing new to publish.
     """
     if isinstance(database, AsyncEngine):
         async with database.connect() as connection:
             return await relay_partition(
-                connection, redis, settings, partition, after_xadd=after_xadd
+                connection, redis, settings, partition, after_xadd=after_xadd, tail=tail
             )
+    repairs = repairs if repairs is not None else Repairs()
+    stream = stream_key(settings.redis_key_prefix, partition)
     async with database.begin():
         connection = database
         if not await _try_lock(connection, partition):
             return None
-        claimed = (await connection.execute(_claim(partition, settings.relay_batch_size))).all()
-        if not claimed:
-            return 0
-        await _xadd(redis, stream_key(settings.redis_key_prefix, partition), claimed)
+        last_sequence = await _last_sequence(connection, partition)
+        # The pass saw this stream diverge: look again under the lock (an
+        # empty append only compares), and repair it before anything newer.
+        if tail is not None and (found := await append(redis, stream, last_sequence, [])):
+            last_sequence = await repair(
+                connection, redis, settings, partition, last_sequence, found, repairs
+            )
+        for _ in range(2):
+            claimed = (await connection.execute(_claim(partition, settings.relay_batch_size))).all()
+            if not claimed:
+                return 0
+            entries = [
+                StreamEntry(last_sequence + n, row.id, row.envelope, row.only_group)
+                for n, row in enumerate(claimed, start=1)
+            ]
+            found = await append(redis, stream, last_sequence, entries)
+            if found is None:
+                break
+            # The stream is not where PostgreSQL says: repair it, and claim
+            # again (an adopted append may have published some of these rows).
+            last_sequence = await repair(
+                connection, redis, settings, partition, last_sequence, found, repairs
+            )
+        else:
+            raise StreamMoved(f"stream {stream} moved during its repair")
         if after_xadd is not None:
             await after_xadd()
-        ids = [row.id for row in claimed]
         await connection.execute(
-            update(outbox)
-            .where(outbox.c.id == any_(literal(ids, ARRAY(BigInteger))))
-            .values(published_at=func.now())
+            _MARK_PUBLISHED,
+            {
+                "ids": [entry.outbox_id for entry in entries],
+                "sequences": [entry.sequence for entry in entries],
+                "partition": partition,
+                "last_sequence": entries[-1].sequence,
+            },
         )
-    return len(claimed)
+    return len(entries)
 
 
-def _claim(partition: int, limit: int) -> Select[tuple[int, str]]:
+def _claim(partition: int, limit: int) -> Select[tuple[int, str, str | None]]:
     """The partition's oldest unpublished rows, locked, in id order.
 
     Written so that only ix_outbox_unpublished (partition, id) WHERE
@@ -178,7 +225,7 @@ def _claim(partition: int, limit: int) -> Select[tuple[int, str]]:
     return (
         # As text: the envelope goes to the stream as PostgreSQL returns it,
         # never decoded into Python objects and encoded again.
-        select(outbox.c.id, cast(outbox.c.envelope, Text).label("envelope"))
+        select(outbox.c.id, cast(outbox.c.envelope, Text).label("envelope"), outbox.c.only_group)
         .where(outbox.c.partition.between(partition, partition), outbox.c.published_at.is_(None))
         .order_by(outbox.c.partition, outbox.c.id)
         .limit(limit)
@@ -194,26 +241,42 @@ async def relay_once(
     has_time: Callable[[], bool] = _always,
     after_xadd: AfterXadd | None = None,
 ) -> RelayStats:
-    """One pass: publish every partition's unpublished rows, batch by batch.
+    """One pass: check every stream's tail, then publish every partition's
+    unpublished rows, batch by batch.
 
-    Partitions take turns, one batch each, so a backlog in one does not
-    starve the others; a partition comes back for another turn while its
-    batches are full. ``has_time`` is checked before every batch, so a pass
-    stops within one batch of the caller's deadline.
+    The check is one Redis round trip and one query for all partitions, so a
+    stream that lost entries is repaired within a pass even when its
+    partition gets no new events. Partitions take turns, one batch each, so a
+    backlog in one does not starve the others; a partition comes back for
+    another turn while its batches are full. ``has_time`` is checked before
+    every batch, so a pass stops within one batch of the caller's deadline.
     """
     stats = RelayStats(passes=1)
     # One connection for the whole pass, each batch a transaction on it: a
     # checkout pings the server first, a round trip per batch saved, and the
     # pass is on the latency path of every event (``make bench``).
     async with engine.connect() as connection:
-        due = await _partitions_with_unpublished_rows(connection)
+        due, recorded = await _partitions_to_visit(connection)
+        tails = await stream_tails(redis, settings)
+        diverged = {
+            partition: tail
+            for partition, tail in enumerate(tails)
+            if not ends_at(tail, recorded.get(partition, 0))
+        }
+        due = sorted(set(due) | set(diverged))
         while due and has_time():
             full: list[int] = []
             for partition in due:
                 if not has_time():
                     break
                 size = await relay_partition(
-                    connection, redis, settings, partition, after_xadd=after_xadd
+                    connection,
+                    redis,
+                    settings,
+                    partition,
+                    after_xadd=after_xadd,
+                    repairs=stats.repairs,
+                    tail=diverged.pop(partition, None),
                 )
                 if size is None:
                     logger.debug("partition held by another relay", extra={"partition": partition})
@@ -250,23 +313,28 @@ async def _try_lock(connection: AsyncConnection, partition: int) -> bool:
     return bool(locked)
 
 
-async def _partitions_with_unpublished_rows(connection: AsyncConnection) -> list[int]:
-    # One cheap query on the partial index instead of a transaction per
-    # partition: an idle pass costs one round trip.
+async def _last_sequence(connection: AsyncConnection, partition: int) -> int:
+    # Read under the partition's lock: no other relay moves it meanwhile.
+    found = await connection.scalar(
+        select(event_partitions.c.last_sequence).where(event_partitions.c.partition == partition)
+    )
+    return int(found or 0)
+
+
+async def _partitions_to_visit(connection: AsyncConnection) -> tuple[list[int], dict[int, int]]:
+    """Partitions with unpublished rows, and where each stream should end.
+
+    Two cheap queries in one transaction instead of a transaction per
+    partition: an idle pass costs two round trips and one to Redis.
+    """
     async with connection.begin():
-        rows = await connection.scalars(
+        due = await connection.scalars(
             select(outbox.c.partition)
             .where(outbox.c.published_at.is_(None))
             .distinct()
             .order_by(outbox.c.partition)
         )
-        return list(rows)
-
-
-async def _xadd(redis: RedisClient, stream: str, rows: Sequence[Any]) -> None:
-    # No MULTI needed for safety: the outbox transaction is what makes the
-    # batch durable (a batch whose commit fails is republished, never lost).
-    fields: list[str] = []
-    for row in rows:
-        fields += (row.envelope, str(row.id))
-    await redis.register_script(_XADD_BATCH)(keys=[stream], args=fields)
+        recorded = await connection.execute(
+            select(event_partitions.c.partition, event_partitions.c.last_sequence)
+        )
+        return list(due), {row.partition: row.last_sequence for row in recorded}

@@ -86,6 +86,15 @@ async def run_relay(
         # The largest batch: equal to relay_batch_size means the relay is
         # working through a backlog.
         metrics.add_metric(name="RelayBatchSize", unit=MetricUnit.Count, value=stats.largest_batch)
+        # Streams found to have lost entries (the template alarms on it), and
+        # what was appended again from the outbox to repair them.
+        repairs = stats.repairs
+        metrics.add_metric(
+            name="StreamRepairs", unit=MetricUnit.Count, value=len(repairs.repaired_partitions)
+        )
+        metrics.add_metric(
+            name="EventsRepublished", unit=MetricUnit.Count, value=repairs.republished
+        )
     age = await oldest_unpublished_age_seconds(engine)
     metrics.add_metric(name="OutboxOldestUnpublishedAgeSeconds", unit=MetricUnit.Seconds, value=age)
     logger.info("relay finished", extra=stats.summary() | {"oldest_unpublished_age": age})

@@ -1,9 +1,12 @@
 """How far behind the event pipeline is: outbox, consumer groups, dead letters.
 
 One view for three readers: the workers' metrics, ``GET /admin/events`` and
-the CLI. Per group and partition: *lag*, entries not yet delivered to the
-group, and *pending*, entries delivered but not acknowledged (being handled,
-failing, or left by a dead reader).
+the CLI. Per group and partition, from PostgreSQL (the truth): *settled*,
+the group's position, *unsettled*, events published or waiting that it has
+not settled, and the age of its oldest unsettled event; from Redis (the
+transport): *lag*, entries not yet delivered to the group, and *pending*,
+entries delivered but not acknowledged. Per partition: where the relay left
+the stream and how often it was found to have lost entries and repaired.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storefront.adapters.redis import RedisClient
@@ -21,6 +24,7 @@ from storefront.events.dead_letters import count_dead_letters
 from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.outbox import outbox
 from storefront.events.partitions import stream_key
+from storefront.events.positions import consumer_positions, event_partitions
 from storefront.settings import Settings
 
 __all__ = [
@@ -28,9 +32,12 @@ __all__ = [
     "GroupStatus",
     "OutboxStatus",
     "PartitionStatus",
+    "StreamStatus",
+    "add_settlement",
     "event_status",
     "group_statuses",
     "outbox_status",
+    "stream_statuses",
 ]
 
 # Where Redis cannot say the lag (before 7.0, or after deletions inside the
@@ -44,6 +51,8 @@ class PartitionStatus(BaseModel):
     pending: int
     # False: the group does not exist on this stream yet (all of it is lag).
     exists: bool = True
+    # The group's position in PostgreSQL: the last sequence it has settled.
+    settled: int = 0
 
 
 class GroupStatus(BaseModel):
@@ -51,6 +60,19 @@ class GroupStatus(BaseModel):
     lag: int
     pending: int
     partitions: list[PartitionStatus]
+    # Events of its partitions (published or not) the group has not settled.
+    unsettled: int = 0
+    oldest_unsettled_age_seconds: float | None = None
+
+
+class StreamStatus(BaseModel):
+    partition: int
+    # Where PostgreSQL says the partition's stream ends.
+    last_sequence: int
+    # Times the stream was found to have lost entries, and events republished.
+    repairs: int
+    events_republished: int
+    last_repaired_at: datetime | None
 
 
 class OutboxStatus(BaseModel):
@@ -61,6 +83,7 @@ class OutboxStatus(BaseModel):
 class EventStatus(BaseModel):
     groups: list[GroupStatus]
     outbox: OutboxStatus
+    streams: list[StreamStatus]
     dead_letters: int
 
 
@@ -70,11 +93,89 @@ async def event_status(
     settings: Settings,
     groups: Collection[str] = CONSUMER_GROUPS,
 ) -> EventStatus:
+    statuses = await group_statuses(redis, settings, groups)
+    outbox_now = await outbox_status(engine)
+    await add_settlement(engine, settings, statuses, outbox_now)
     return EventStatus(
-        groups=await group_statuses(redis, settings, groups),
-        outbox=await outbox_status(engine),
-        dead_letters=await count_dead_letters(redis, settings),
+        groups=statuses,
+        outbox=outbox_now,
+        streams=await stream_statuses(engine, settings),
+        dead_letters=await count_dead_letters(engine),
     )
+
+
+async def stream_statuses(engine: AsyncEngine, settings: Settings) -> list[StreamStatus]:
+    async with engine.connect() as connection:
+        rows = {row.partition: row for row in await connection.execute(select(event_partitions))}
+    return [
+        StreamStatus(
+            partition=partition,
+            last_sequence=row.last_sequence if row else 0,
+            repairs=row.repairs if row else 0,
+            events_republished=row.events_republished if row else 0,
+            last_repaired_at=row.last_repaired_at if row else None,
+        )
+        for partition in range(settings.event_partitions)
+        for row in [rows.get(partition)]
+    ]
+
+
+# Per (group, partition): the creation time of the first event past the
+# group's position, found through ix_outbox_partition_sequence (one row each).
+_OLDEST_UNSETTLED = text(
+    """
+SELECT g.group_name, g.partition, first.created_at, now() AS now
+FROM unnest(CAST(:groups AS text[]), CAST(:partitions AS smallint[]),
+            CAST(:positions AS bigint[])) AS g(group_name, partition, sequence)
+CROSS JOIN LATERAL (
+    SELECT created_at FROM outbox
+    WHERE outbox.partition = g.partition AND outbox.sequence > g.sequence
+    ORDER BY outbox.sequence LIMIT 1
+) AS first
+"""
+)
+
+
+async def add_settlement(
+    engine: AsyncEngine, settings: Settings, statuses: list[GroupStatus], waiting: OutboxStatus
+) -> None:
+    """Fill in each group's positions, unsettled count and oldest unsettled age."""
+    names = [status.group for status in statuses]
+    partitions = range(settings.event_partitions)
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            select(consumer_positions).where(consumer_positions.c.group_name.in_(names))
+        )
+        positions = {(row.group_name, row.partition): row.sequence for row in found}
+        keys = [(group, partition) for group in names for partition in partitions]
+        settled = [positions.get(key, 0) for key in keys]
+        oldest = await connection.execute(
+            _OLDEST_UNSETTLED,
+            {
+                "groups": [group for group, _ in keys],
+                "partitions": [partition for _, partition in keys],
+                "positions": settled,
+            },
+        )
+        first_unsettled = [(row.group_name, row.created_at, row.now) for row in oldest]
+        tails = await connection.execute(
+            select(event_partitions.c.partition, event_partitions.c.last_sequence)
+        )
+        last = {row.partition: row.last_sequence for row in tails}
+    for status in statuses:
+        for partition in status.partitions:
+            partition.settled = positions.get((status.group, partition.partition), 0)
+        status.unsettled = waiting.unpublished + sum(
+            max(0, last.get(p.partition, 0) - p.settled) for p in status.partitions
+        )
+        ages = [
+            _seconds_between(created, now)
+            for group, created, now in first_unsettled
+            if group == status.group
+        ]
+        if waiting.oldest_unpublished_age_seconds is not None:
+            ages.append(waiting.oldest_unpublished_age_seconds)
+        status.oldest_unsettled_age_seconds = max((a for a in ages if a is not None), default=None)
 
 
 async def outbox_status(engine: AsyncEngine) -> OutboxStatus:

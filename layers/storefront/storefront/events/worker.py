@@ -18,7 +18,7 @@ from storefront.events.consumer import ConsumerStats, blocking_reader, run_consu
 from storefront.events.dead_letters import count_dead_letters
 from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.handlers import HandlerRegistry
-from storefront.events.status import GroupStatus, group_statuses
+from storefront.events.status import GroupStatus, add_settlement, group_statuses, outbox_status
 from storefront.observability import metrics
 from storefront.resources import Resources
 from storefront.scheduled_handler import ScheduledJob
@@ -54,11 +54,15 @@ def worker_job(registry: HandlerRegistry) -> ScheduledJob:
         (status,) = await group_statuses(
             resources.redis, resources.settings, [registry.consumer], discover=False
         )
-        dead_letters = await count_dead_letters(resources.redis, resources.settings)
+        waiting = await outbox_status(resources.engine)
+        await add_settlement(resources.engine, resources.settings, [status], waiting)
+        dead_letters = await count_dead_letters(resources.engine)
         publish_consumer_metrics(stats, status, dead_letters)
         return {"group": registry.consumer, **stats.summary()} | {
             "lag": status.lag,
             "pending": status.pending,
+            "unsettled": status.unsettled,
+            "oldest_unsettled_age_seconds": status.oldest_unsettled_age_seconds,
             "dead_letters": dead_letters,
         }
 
@@ -78,8 +82,16 @@ def publish_consumer_metrics(stats: ConsumerStats, status: GroupStatus, dead_let
         ("DeadLettered", stats.dead_lettered),
         ("ConsumerLag", status.lag),
         ("ConsumerPending", status.pending),
+        ("ConsumerUnsettled", status.unsettled),
     ):
         group_metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    # The alarm on a stuck group: an event it has not settled for too long,
+    # whatever Redis says (PostgreSQL's view, so a lost stream shows too).
+    group_metrics.add_metric(
+        name="OldestUnsettledAgeSeconds",
+        unit=MetricUnit.Seconds,
+        value=status.oldest_unsettled_age_seconds or 0.0,
+    )
     group_metrics.flush_metrics()
     # The dead-letter stream is shared by every group: no group dimension.
     metrics.add_metric(name="DeadLetterCount", unit=MetricUnit.Count, value=dead_letters)

@@ -3,7 +3,7 @@
 The query runs on a connection of its own, in a transaction of its own: a
 server-side cursor (``stream`` with ``yield_per``) only lives inside one, and
 the builder's caller keeps its transaction (the report row's lock and the
-inbox row) free to record the outcome whatever happens here. Rows flow
+position) free to record the outcome whatever happens here. Rows flow
 cursor -> encoder -> upload a fetch at a time; nothing holds the whole result.
 
 Whatever a person can fix ends as :class:`BuildFailed` with a reason that

@@ -90,7 +90,7 @@ async def build_report(
     report_id: UUID, uow: UnitOfWork, engine: AsyncEngine, store: ObjectStore, settings: Settings
 ) -> Report | None:
     """The worker's use case: build a PENDING report and record READY or FAILED
-    in ``uow`` (the event's inbox transaction). A report already built or
+    in ``uow`` (the event's transaction, with the group's position). A report already built or
     deleted is left alone: the event was delivered again."""
     report = await repository.get_report(uow.connection, report_id, for_update=True)
     if report is None or report.status is not ReportStatus.PENDING:
