@@ -8,12 +8,17 @@ from types import ModuleType
 from typing import ClassVar
 
 import pytest
-from sqlalchemy import Interval, cast, func, literal, select, update
+from sqlalchemy import Interval, cast, delete, func, insert, literal, select, update
 
 from storefront import runtime
 from storefront.events.envelope import Event, Payload
+from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.outbox import add_events, outbox
+from storefront.events.positions import consumer_positions
 from tests.functions.conftest import FakeLambdaContext, load_event, load_function
+
+# A sequence above any this suite's relay reaches: rows at or below it are settled.
+SETTLED = 1_000_000
 
 
 class CleanupProbed(Payload):
@@ -28,7 +33,7 @@ def cleanup_function(function_environment: None) -> Iterator[ModuleType]:
 
 
 def outbox_row(published_days_ago: int) -> str:
-    """One published outbox row; returns its aggregate id."""
+    """One published outbox row, settled by every group; returns its aggregate id."""
     resources = runtime.container_resources()
     event = Event.of(CleanupProbed(), f"agg-{published_days_ago}d")
     age = cast(literal(timedelta(days=published_days_ago)), Interval)
@@ -39,7 +44,7 @@ def outbox_row(published_days_ago: int) -> str:
             await connection.execute(
                 update(outbox)
                 .where(outbox.c.event_id == event.event_id)
-                .values(published_at=func.now() - age)
+                .values(published_at=func.now() - age, sequence=SETTLED - published_days_ago)
             )
 
     runtime.run(insert())
@@ -59,7 +64,33 @@ def probed_aggregates() -> set[str]:
     return runtime.run(read())
 
 
-def test_the_scheduled_event_runs_one_cleanup_pass(cleanup_function: ModuleType) -> None:
+@pytest.fixture
+def every_group_settled() -> Iterator[None]:
+    """Every consumer group's position at SETTLED on every partition, for the test."""
+    resources = runtime.container_resources()
+    partitions = range(resources.settings.event_partitions)
+
+    async def set_positions(sequence: int | None) -> None:
+        async with resources.engine.begin() as connection:
+            await connection.execute(delete(consumer_positions))
+            if sequence is not None:
+                await connection.execute(
+                    insert(consumer_positions),
+                    [
+                        {"group_name": group, "partition": partition, "sequence": sequence}
+                        for group in CONSUMER_GROUPS
+                        for partition in partitions
+                    ],
+                )
+
+    runtime.run(set_positions(SETTLED))
+    yield
+    runtime.run(set_positions(None))
+
+
+def test_the_scheduled_event_runs_one_cleanup_pass(
+    cleanup_function: ModuleType, every_group_settled: None
+) -> None:
     old = outbox_row(published_days_ago=30)
     recent = outbox_row(published_days_ago=1)
 
@@ -68,6 +99,6 @@ def test_the_scheduled_event_runs_one_cleanup_pass(cleanup_function: ModuleType)
     )
 
     assert summary["outbox_deleted"] >= 1
-    assert set(summary) >= {"inbox_deleted", "entries_trimmed", "dead_letters"}
+    assert set(summary) >= {"outbox_deleted", "entries_trimmed", "dead_letters"}
     assert old not in probed_aggregates()
     assert recent in probed_aggregates()

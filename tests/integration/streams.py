@@ -60,13 +60,15 @@ def stream_of(settings: Settings, aggregate_id: str) -> str:
 async def publish(redis: Redis, settings: Settings, event: Event) -> str:
     """What the relay does with one event: XADD its envelope to its partition's
     stream, as the partition's next sequence number."""
-    stream = stream_of(settings, event.aggregate_id)
-    (tail,) = await redis.register_script(_TAIL)(keys=[stream], args=[])
-    entry_id = await redis.xadd(
-        stream,
-        {"envelope": event.model_dump_json()},
-        id=f"{sequence_of(tail.decode()) + 1}-0",
+    return await append_entry(
+        redis, stream_of(settings, event.aggregate_id), {"envelope": event.model_dump_json()}
     )
+
+
+async def append_entry(redis: Redis, stream: str, fields: dict[str, str]) -> str:
+    """XADD any fields (poison too) as the stream's next sequence number."""
+    (tail,) = await redis.register_script(_TAIL)(keys=[stream], args=[])
+    entry_id = await redis.xadd(stream, fields, id=f"{sequence_of(tail.decode()) + 1}-0")  # type: ignore[arg-type]
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 

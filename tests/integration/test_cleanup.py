@@ -1,4 +1,4 @@
-"""Cleanup: old rows go, and no stream entry goes before every group is done with it."""
+"""Cleanup: settled rows go, and nothing some group has not settled goes."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from datetime import timedelta
 from typing import ClassVar
 
 import pytest
-from sqlalchemy import Interval, cast, func, insert, literal, select, text
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
 
 from storefront.events import cleanup
 from storefront.events.cleanup import cleanup_job, run_cleanup
 from storefront.events.envelope import Event, Payload
-from storefront.events.groups import ensure_groups
-from storefront.events.outbox import add_events, inbox, outbox
-from storefront.events.partitions import stream_key
-from storefront.ids import new_id
+from storefront.events.outbox import add_events, outbox
+from storefront.events.partitions import partition_of, stream_key
+from storefront.events.positions import consumer_positions, entry_id
 from storefront.resources import Resources
 from storefront.settings import Settings
 from tests.integration.streams import fast_settings
@@ -32,50 +32,72 @@ def fast(settings: Settings) -> Settings:
     return fast_settings(settings, event_partitions=2)
 
 
-async def add_outbox_row(resources: Resources, n: int, created: int, published: int | None) -> None:
-    """An outbox row created and published that many days ago."""
+async def add_outbox_row(
+    resources: Resources, n: int, created: int, published: int | None, sequence: int | None = None
+) -> None:
+    """An outbox row created and published that many days ago, at ``sequence``."""
     event = Event.of(Tick(n=n), f"agg-{n}")
     async with resources.engine.begin() as connection:
         await add_events(connection, [event], 2)
         await connection.execute(
             text(
                 "UPDATE outbox SET created_at = now() - CAST(:created AS interval), "
-                "published_at = now() - CAST(:published AS interval) WHERE event_id = :id"
+                "published_at = now() - CAST(:published AS interval), sequence = :sequence "
+                "WHERE event_id = :id"
             ),
             {
                 "created": timedelta(days=created),
                 "published": None if published is None else timedelta(days=published),
+                "sequence": sequence,
                 "id": event.event_id,
             },
         )
 
 
-async def test_old_published_outbox_and_settled_go_recent_and_unpublished_stay(
+async def settle(resources: Resources, group: str, partition: int, sequence: int) -> None:
+    """Record ``group`` as having settled ``partition`` up to ``sequence``."""
+    async with resources.engine.begin() as connection:
+        row = {"group_name": group, "partition": partition, "sequence": sequence}
+        await connection.execute(
+            insert(consumer_positions)
+            .values(row)
+            .on_conflict_do_update(
+                index_elements=["group_name", "partition"], set_={"sequence": sequence}
+            )
+        )
+
+
+async def test_only_outbox_rows_every_group_settled_go_once_old(
     resources: Resources, fast: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cleanup, "DELETE_BATCH_SIZE", 2)  # several batches
-    for n in range(5):
-        await add_outbox_row(resources, n, created=9, published=8)
-    await add_outbox_row(resources, 10, created=2, published=1)
-    await add_outbox_row(resources, 11, created=30, published=None)
-    async with resources.engine.begin() as connection:
-        for days in (8, 8, 8, 1):
-            await connection.execute(
-                insert(inbox).values(
-                    consumer="cleanup-test",
-                    event_id=new_id(),
-                    processed_at=func.now() - cast(literal(timedelta(days=days)), Interval),
-                )
-            )
+    # Sequences are per partition: give each row the next one of its own.
+    next_sequence = dict.fromkeys(range(2), 0)
 
-    stats = await run_cleanup(resources.engine, resources.redis, fast, groups=["cleanup-test"])
+    async def row(n: int, created: int, published: int | None) -> None:
+        partition = partition_of(f"agg-{n}", 2)
+        sequence = None
+        if published is not None:
+            next_sequence[partition] += 1
+            sequence = next_sequence[partition]
+        await add_outbox_row(resources, n, created, published, sequence)
+
+    for n in range(5):
+        await row(n, created=9, published=8)  # old and settled by both: go
+    await row(10, created=2, published=1)  # settled but recent: stays
+    await row(11, created=30, published=None)  # never published: stays
+    await row(12, created=30, published=29)  # old, but "slow" has not settled it: stays
+    for partition, last in next_sequence.items():
+        await settle(resources, "fast", partition, last)
+        slow_done = last - 1 if partition == partition_of("agg-12", 2) else last
+        await settle(resources, "slow", partition, slow_done)
+
+    stats = await run_cleanup(resources.engine, resources.redis, fast, groups=["fast", "slow"])
 
     async with resources.engine.connect() as connection:
         kept = (await connection.execute(select(outbox.c.aggregate_id))).scalars().all()
-        inbox_left = (await connection.execute(select(inbox.c.processed_at))).scalars().all()
-    assert sorted(kept) == ["agg-10", "agg-11"]
-    assert (stats.outbox_deleted, stats.inbox_deleted) == (5, 3)
-    assert len(inbox_left) == 1
+    assert sorted(kept) == ["agg-10", "agg-11", "agg-12"]
+    assert stats.outbox_deleted == 5
 
 
 @dataclass
@@ -103,70 +125,50 @@ class Stream:
 
 @pytest.fixture
 async def stream(resources: Resources, fast: Settings) -> Stream:
+    """Entries ``1-0`` to ``10-0`` on partition 0's stream, as the relay writes them."""
     key = stream_key(fast.redis_key_prefix, 0)
-    await ensure_groups(resources.redis, fast, ["fast", "slow"])
-    ids = []
-    for n in range(10):
-        entry_id = await resources.redis.xadd(key, {"envelope": f'{{"n": {n}}}'})
-        ids.append(entry_id.decode())
+    ids = [entry_id(n) for n in range(1, 11)]
+    for n, id_ in enumerate(ids):
+        await resources.redis.xadd(key, {"envelope": f'{{"n": {n}}}'}, id=id_)
     return Stream(resources, fast, key, ids)
 
 
-async def test_a_slow_group_still_gets_every_entry_it_has_not_acked(
+async def test_a_slow_group_still_gets_every_entry_it_has_not_settled(
     resources: Resources, fast: Settings, stream: Stream
 ) -> None:
-    await stream.ack("fast", await stream.read("fast", 10))
-    slow_read = await stream.read("slow", 4)
-    await stream.ack("slow", slow_read[:2])  # two handled, two still pending
+    await settle(resources, "fast", 0, 10)
+    await settle(resources, "slow", 0, 2)
 
     stats = await run_cleanup(resources.engine, resources.redis, fast, groups=["fast", "slow"])
 
-    assert stats.entries_trimmed == 2  # only what both groups have acked
+    assert stats.entries_trimmed == 2  # only what both groups have settled
     assert await stream.remaining() == stream.ids[2:]
-    assert await stream.read("slow", 10, last_id="0") == stream.ids[2:4]
-    assert await stream.read("slow", 10) == stream.ids[4:]
 
 
-async def test_a_group_that_has_read_nothing_holds_every_entry(
+async def test_a_group_that_has_settled_nothing_holds_every_entry(
     resources: Resources, fast: Settings, stream: Stream
 ) -> None:
-    await stream.ack("fast", await stream.read("fast", 10))
+    await settle(resources, "fast", 0, 10)
 
-    stats = await run_cleanup(resources.engine, resources.redis, fast, groups=["fast", "slow"])
+    groups = ["fast", "not-run-yet"]
+    stats = await run_cleanup(resources.engine, resources.redis, fast, groups=groups)
 
     assert stats.entries_trimmed == 0
-    assert await stream.read("slow", 10) == stream.ids
+    assert await stream.remaining() == stream.ids
 
 
-async def test_fully_consumed_entries_are_trimmed(
+async def test_settled_entries_are_trimmed_whatever_redis_remembers_of_the_groups(
     resources: Resources, fast: Settings, stream: Stream
 ) -> None:
+    # No group exists in Redis (its state was lost); PostgreSQL says both are done.
     for group in ("fast", "slow"):
-        await stream.ack(group, await stream.read(group, 10))
-    await resources.redis.xadd(stream.key, {"envelope": "{}"})  # not delivered yet
+        await settle(resources, group, 0, 10)
+    await resources.redis.xadd(stream.key, {"envelope": "{}"}, id=entry_id(11))  # not settled
 
     stats = await run_cleanup(resources.engine, resources.redis, fast, groups=["fast", "slow"])
 
     assert stats.entries_trimmed == 10
-    assert len(await stream.read("slow", 10)) == 1
-
-
-async def test_nothing_is_trimmed_while_an_expected_group_is_missing(
-    resources: Resources, fast: Settings, stream: Stream
-) -> None:
-    for group in ("fast", "slow"):
-        await stream.ack(group, await stream.read(group, 10))
-    ungrouped = stream_key(fast.redis_key_prefix, 1)
-    await resources.redis.delete(ungrouped)
-    await resources.redis.xadd(ungrouped, {"envelope": "{}"})  # a stream with no group
-
-    groups = ["fast", "slow", "not-created-yet"]
-    stats = await run_cleanup(resources.engine, resources.redis, fast, groups=groups)
-
-    assert stats.entries_trimmed == 0
-    assert stats.streams_held_back == [0, 1]
-    assert await stream.remaining() == stream.ids
-    assert await resources.redis.xlen(ungrouped) == 1
+    assert await stream.remaining() == [entry_id(11)]
 
 
 class Context:
@@ -179,9 +181,10 @@ class Context:
 async def test_the_scheduled_job_reports_what_it_did(
     resources: Resources, fast: Settings, stream: Stream
 ) -> None:
+    await add_outbox_row(resources, 1, created=9, published=8, sequence=1)
     for group in ("fast", "slow"):
-        await stream.ack(group, await stream.read(group, 10))
-    await add_outbox_row(resources, 1, created=9, published=8)
+        await settle(resources, group, 0, 10)
+        await settle(resources, group, 1, 10)
     job_resources = Resources.from_settings(fast)
     try:
         summary = await cleanup_job(["fast", "slow"])(job_resources, Context())  # type: ignore[arg-type]

@@ -7,10 +7,11 @@ import pytest
 from storefront.errors import NotFound
 from storefront.events.dead_letters import list_dead_letters, purge, replay
 from storefront.events.envelope import Event
+from storefront.events.relay import relay_once
 from storefront.resources import Resources
 from storefront.settings import Settings
-from tests.integration.pinger import Pinger, consume, pending, ping, pongs
-from tests.integration.streams import budget, fast_settings, publish, stream_of
+from tests.integration.pinger import GROUP, Pinger, consume, pending, ping, pongs
+from tests.integration.streams import append_entry, budget, fast_settings, publish, stream_of
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ async def test_unparseable_and_unknown_entries_are_dead_lettered_at_once(
         {"envelope": invalid.model_dump_json()},
         {"something": "else"},
     ):
-        await resources.redis.xadd(stream, fields)
+        await append_entry(resources.redis, stream, fields)
     await publish(resources.redis, fast, ping("agg-poison", 2))
     pinger = Pinger()
 
@@ -68,26 +69,32 @@ async def test_replay_puts_a_dead_letter_back_and_a_fixed_handler_handles_it(
     (letter,) = await list_dead_letters(resources.engine)
 
     pinger.failing = False  # the fix is deployed
-    replayed = await replay(resources.redis, once, letter.id)
+    replayed = await replay(resources.engine, once.event_partitions, letter.id)
+    await relay_once(resources.engine, resources.redis, once)
+    other = Pinger(group="another-group", failing=False)
     await consume(resources, once, pinger, budget(10, pinger.attempted(2)))
+    await consume(resources, once, other, budget(1.0))
 
-    assert replayed.stream == stream_of(once, "agg-replay")
+    assert replayed.group == GROUP
     assert await list_dead_letters(resources.engine) == []
-    assert await pongs(resources) == [("agg-replay", 7)]
+    # One answer from each group: the fixed one through the replay, the other
+    # from the original, which it handles once (the replay is not for it).
+    assert await pongs(resources) == [("agg-replay", 7)] * 2
+    assert other.attempts == [("agg-replay", 7)]
     with pytest.raises(NotFound):
-        await replay(resources.redis, once, letter.id)
+        await replay(resources.engine, once.event_partitions, letter.id)
 
 
 async def test_purge_removes_one_dead_letter_or_all(resources: Resources, fast: Settings) -> None:
     stream = stream_of(fast, "agg-purge")
     for n in range(3):
-        await resources.redis.xadd(stream, {"envelope": f"not json {n}"})
+        await append_entry(resources.redis, stream, {"envelope": f"not json {n}"})
     await consume(resources, fast, Pinger(), budget(1.0))
     first, *rest = await list_dead_letters(resources.engine)
 
-    assert await purge(resources.redis, fast, first.id) == 1
+    assert await purge(resources.engine, first.id) == 1
     assert await list_dead_letters(resources.engine) == rest
     with pytest.raises(NotFound):
-        await purge(resources.redis, fast, first.id)
-    assert await purge(resources.redis, fast) == 2
+        await purge(resources.engine, first.id)
+    assert await purge(resources.engine) == 2
     assert await list_dead_letters(resources.engine) == []

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from storefront.adapters.database import UnitOfWork
 from storefront.events.api import router as events_router
@@ -17,14 +18,14 @@ from storefront.events.dead_letters import count_dead_letters, list_dead_letters
 from storefront.events.envelope import Event, Payload
 from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.handlers import HandlerRegistry
-from storefront.events.outbox import add_events
-from storefront.events.partitions import dead_letter_key
+from storefront.events.outbox import add_events, outbox
+from storefront.events.positions import sequence_of
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront.web.app import create_api
 from storefront_dev.dlq import add_dlq_commands
 from tests.integration.conftest import asgi_client
-from tests.integration.streams import budget, fast_settings, publish, stream_of
+from tests.integration.streams import append_entry, budget, fast_settings, publish, stream_of
 
 GROUP = "admin-test"
 
@@ -51,17 +52,24 @@ async def admin(
         yield client
 
 
-async def dead_letter_poison(resources: Resources, settings: Settings, count: int) -> list[str]:
-    """``count`` unparseable entries, dead-lettered by a consumer; returns their stream ids."""
+# An event the group knows in no version but 1: dead-lettered, and it parses.
+UNHANDLED = Event.of(Nudge(), "agg-admin").model_copy(update={"version": 99})
+
+
+async def dead_letter_poison(
+    resources: Resources, settings: Settings, count: int, envelope: str | None = None
+) -> list[str]:
+    """``count`` entries (unparseable ones unless ``envelope``), dead-lettered by a
+    consumer; returns their stream ids."""
     stream = stream_of(settings, "agg-admin")
     ids = [
-        (await resources.redis.xadd(stream, {"envelope": f"not json {n}"})).decode()
+        await append_entry(resources.redis, stream, {"envelope": envelope or f"not json {n}"})
         for n in range(count)
     ]
     fast = fast_settings(settings, event_partitions=settings.event_partitions)
     for _ in range(20):  # short invocations, until the consumer has dealt with them all
         await run_consumer(registry, resources.engine, resources.redis, fast, budget(0.3))
-        if await count_dead_letters(resources.redis, settings) >= count:
+        if await count_dead_letters(resources.engine) >= count:
             return ids
     raise AssertionError(f"the consumer did not dead-letter {count} entries")
 
@@ -88,46 +96,76 @@ async def test_status_shows_groups_outbox_and_dead_letters(
     assert body["outbox"]["unpublished"] == 1
     assert body["outbox"]["oldest_unpublished_age_seconds"] >= 0
     assert body["dead_letters"] == 1
+    # PostgreSQL's view: the test group settled both entries (one on each of
+    # two partitions); the unpublished row is not settled by anyone yet.
+    settled = [partition["settled"] for partition in groups[GROUP]["partitions"]]
+    assert sum(settled) == 2
+    assert groups[GROUP]["unsettled"] == 1
+    assert groups[GROUP]["oldest_unsettled_age_seconds"] >= 0
+    assert [stream["partition"] for stream in body["streams"]] == list(
+        range(settings.event_partitions)
+    )
+    assert all(stream["repairs"] == 0 for stream in body["streams"])
 
 
 async def test_lists_and_replays_a_dead_letter(
     admin: httpx.AsyncClient, resources: Resources, settings: Settings
 ) -> None:
-    (original_id,) = await dead_letter_poison(resources, settings, 1)
+    (original_id,) = await dead_letter_poison(resources, settings, 1, UNHANDLED.model_dump_json())
 
     listed = await admin.get("/admin/dead-letters")
     (letter,) = listed.json()["items"]
     replayed = await admin.post(f"/admin/dead-letters/{letter['id']}/replay")
 
     assert listed.json()["total"] == 1
-    assert letter["original_id"] == original_id
+    assert letter["sequence"] == sequence_of(original_id)
     assert letter["group"] == GROUP
-    assert letter["reason"].startswith("unparseable envelope")
-    assert letter["envelope"] == "not json 0"
+    assert letter["reason"] == "group 'admin-test' has no handler for AdminTestNudge version 99"
+    assert letter["event_id"] == str(UNHANDLED.event_id)
     assert replayed.status_code == 200, replayed.text
-    assert replayed.json()["stream"] == stream_of(settings, "agg-admin")
-    entries = await resources.redis.xrange(stream_of(settings, "agg-admin"))
-    assert entries[-1][0].decode() == replayed.json()["stream_id"]
-    assert entries[-1][1] == {b"envelope": b"not json 0"}
+    assert replayed.json()["group"] == GROUP
+    # Back in the outbox, for the group that gave up on it only.
+    async with resources.engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(outbox.c.event_id, outbox.c.only_group).where(
+                    outbox.c.id == replayed.json()["outbox_id"]
+                )
+            )
+        ).one()
+    assert (row.event_id, row.only_group) == (UNHANDLED.event_id, GROUP)
     assert (await admin.get("/admin/dead-letters")).json() == {"items": [], "total": 0}
 
 
+async def test_a_dead_letter_that_does_not_parse_is_not_replayed(
+    admin: httpx.AsyncClient, resources: Resources, settings: Settings
+) -> None:
+    await dead_letter_poison(resources, settings, 1)
+    (letter,) = (await admin.get("/admin/dead-letters")).json()["items"]
+
+    response = await admin.post(f"/admin/dead-letters/{letter['id']}/replay")
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await admin.get("/admin/dead-letters")).json()["total"] == 1
+
+
 @pytest.mark.parametrize(
-    ("method", "path"),
+    ("method", "path", "status"),
     [
-        ("POST", "/admin/dead-letters/1-0/replay"),
-        ("DELETE", "/admin/dead-letters/1-0"),
-        ("DELETE", "/admin/dead-letters/not-an-id"),
+        ("POST", "/admin/dead-letters/999999/replay", 404),
+        ("DELETE", "/admin/dead-letters/999999", 404),
+        ("DELETE", "/admin/dead-letters/not-an-id", 422),
+        ("POST", "/admin/dead-letters/99999999999999999999/replay", 422),
     ],
 )
-async def test_an_unknown_dead_letter_is_404(
-    admin: httpx.AsyncClient, method: str, path: str
+async def test_an_unknown_dead_letter_is_a_problem(
+    admin: httpx.AsyncClient, method: str, path: str, status: int
 ) -> None:
     response = await admin.request(method, path)
 
-    assert response.status_code == 404
+    assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["title"] == "Not found"
 
 
 async def test_deletes_one_dead_letter_then_purges_the_rest(
@@ -141,7 +179,7 @@ async def test_deletes_one_dead_letter_then_purges_the_rest(
 
     assert deleted.status_code == 204
     assert purged.json() == {"purged": 2}
-    assert await resources.redis.exists(dead_letter_key(settings.redis_key_prefix)) == 0
+    assert await count_dead_letters(resources.engine) == 0
 
 
 def dlq(*args: str) -> int:
@@ -158,10 +196,9 @@ async def test_the_cli_lists_replays_and_purges(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    await dead_letter_poison(resources, settings, 2)
-    first, second = [letter.id for letter in await list_dead_letters(resources.engine)]
-    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
-    monkeypatch.setenv("REDIS_KEY_PREFIX", settings.redis_key_prefix)
+    await dead_letter_poison(resources, settings, 2, UNHANDLED.model_dump_json())
+    first, second = [str(letter.id) for letter in await list_dead_letters(resources.engine)]
+    monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
     capsys.readouterr()
 
     # The CLI runs its own event loop, as a command does: off this test's loop.
@@ -177,7 +214,7 @@ async def test_the_cli_lists_replays_and_purges(
     assert "2 dead letter(s)" in listing
     assert first in listing
     assert second in listing
-    assert "reason: unparseable envelope" in listing
-    assert f"replayed {first} onto {stream_of(settings, 'agg-admin')}" in replayed
+    assert "reason: group 'admin-test' has no handler" in listing
+    assert f"replayed {first} for {GROUP}: outbox row" in replayed
     assert f"No dead letter {first}." in missing
     assert "purged 1 dead letter(s)" in purged

@@ -80,9 +80,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     async def put_back(engine: AsyncEngine, settings: Settings) -> str:
         replayed = await replay(engine, settings.event_partitions, args.id)
-        return (
-            f"replayed {replayed.id} for group {replayed.group} as outbox row {replayed.outbox_id}"
-        )
+        return f"replayed {replayed.id} for {replayed.group}: outbox row {replayed.outbox_id}"
 
     return _report(put_back)
 
