@@ -2,8 +2,9 @@
 
 Each asserts what the full run asserts (nothing lost, every order terminal,
 stock consistent, no dead letters; 503 problem+json while PostgreSQL is
-down; no server error or schema violation from any API operation), never how
-fast: timing is ``make bench``'s business.
+down; no server error or schema violation from any API operation; every loss
+of Redis data detected and repaired), never how fast: timing is
+``make bench``'s business.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import pytest
 from storefront_dev.bench.environment import BenchEnvironment, bench_environment
 from storefront_dev.chaos.kills import run_kills
 from storefront_dev.chaos.outages import run_postgres_outage, run_redis_outage
+from storefront_dev.chaos.redis_loss import run_redis_loss
 from storefront_dev.chaos.schema_fuzz import run_schema_fuzz
-from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis
+from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis, FailoverRedis
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,7 @@ async def test_redis_killed_and_restarted_loses_nothing(
     lines = await run_redis_outage(chaos_env, chaos_redis, quick=True, logs=tmp_path)
 
     assert any("all answered" in line for line in lines)
+    assert any(line.startswith("streams repaired: ") for line in lines)
 
 
 async def test_postgres_stopped_answers_503_and_recovers(
@@ -77,3 +80,46 @@ def test_every_api_operation_keeps_to_its_schema(
     assert report.passed, "\n".join(report.lines())
     assert len(report.tallies) >= 25
     assert all(tally.cases for tally in report.tallies.values())
+
+
+@pytest.fixture
+def failover_redis(tmp_path: Path) -> Iterator[FailoverRedis]:
+    servers = FailoverRedis(tmp_path / "redis-loss")
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def failover_env(
+    chaos_postgres: ChaosPostgres, failover_redis: FailoverRedis
+) -> Iterator[BenchEnvironment]:
+    with bench_environment(chaos_postgres.url, failover_redis.url, label="chaos") as env:
+        yield env
+
+
+async def test_redis_losing_data_loses_no_event(
+    failover_env: BenchEnvironment, failover_redis: FailoverRedis, tmp_path: Path
+) -> None:
+    """FLUSHALL, a restart without persistence, a failover to a lagging replica:
+    each detected and repaired, every redelivery absorbed."""
+    report = await run_redis_loss(
+        failover_env, failover_redis, quick=True, logs=tmp_path, settle_seconds=60, seed=5
+    )
+
+    assert [fault for fault, *_ in report.faults] == [
+        "FLUSHALL #1",
+        "FLUSHALL #2",
+        "SIGKILL, restarted empty",
+        "failover to a lagging replica",
+    ]
+    assert report.pending_at_kill > 0
+    assert report.replica_behind > 0
+    assert report.repairs >= 4
+    assert report.republished > 0
+    assert report.metrics["EventsDuplicate"] > 0
+    assert set(report.statuses) <= {"CONFIRMED", "REJECTED", "CANCELLED"}
+    assert sum(report.statuses.values()) == report.orders
+    assert report.dead_letters == 0

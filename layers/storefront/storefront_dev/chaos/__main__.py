@@ -1,6 +1,6 @@
 """``make chaos``: fault injection against servers of its own; fails loudly on any loss.
 
-python -m storefront_dev.chaos [--quick] [--only kills,redis,postgres,schema]
+python -m storefront_dev.chaos [--quick] [--only kills,redis,postgres,schema,redis-loss]
 
 Starts its own PostgreSQL and Redis on free ports (:mod:`.servers`), so it
 can stop and kill them; it never signals a process it did not start.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -21,10 +22,11 @@ from typing import TextIO
 from storefront_dev.bench.environment import bench_environment
 from storefront_dev.chaos.kills import ChaosFailure, run_kills
 from storefront_dev.chaos.outages import run_postgres_outage, run_redis_outage
+from storefront_dev.chaos.redis_loss import run_redis_loss
 from storefront_dev.chaos.schema_fuzz import run_schema_fuzz
-from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis
+from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis, FailoverRedis
 
-SCENARIOS = ("kills", "redis", "postgres", "schema")
+SCENARIOS = ("kills", "redis", "postgres", "schema", "redis-loss")
 
 
 def step(message: str) -> None:
@@ -59,8 +61,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 started = time.monotonic()
                 step(f"scenario {name} ...")
                 try:
-                    with bench_environment(postgres.url, redis.url, label="chaos") as env:
-                        lines = _run(name, env, postgres, redis, root, args)
+                    with contextlib.ExitStack() as stack:
+                        redis_url = redis.url
+                        failover = None
+                        if name == "redis-loss":
+                            # Servers of its own: a primary, replicas, an endpoint.
+                            failover = FailoverRedis(root / "redis-loss")
+                            stack.callback(failover.stop)
+                            failover.start()
+                            redis_url = failover.url
+                        env = stack.enter_context(
+                            bench_environment(postgres.url, redis_url, label="chaos")
+                        )
+                        lines = _run(name, env, postgres, redis, root, args, failover)
                 except ChaosFailure as failure:
                     failures += 1
                     print(f"FAILED {name}: {failure}", file=figures)
@@ -96,6 +109,7 @@ def _run(
     redis: ChaosRedis,
     root: Path,
     args: argparse.Namespace,
+    failover: FailoverRedis | None = None,
 ) -> list[str]:
     from storefront_dev.bench.environment import BenchEnvironment
 
@@ -115,6 +129,12 @@ def _run(
         return report.lines()
     if name == "redis":
         return asyncio.run(run_redis_outage(env, redis, quick=args.quick, logs=root))
+    if name == "redis-loss":
+        assert failover is not None
+        lost = asyncio.run(
+            run_redis_loss(env, failover, quick=args.quick, logs=root, seed=args.seed)
+        )
+        return lost.lines()
     if name == "schema":
         examples = args.examples or (10 if args.quick else 50)
         fuzzed = run_schema_fuzz(env, examples=examples, logs=root, seed=args.seed)

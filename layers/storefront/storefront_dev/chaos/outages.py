@@ -1,11 +1,13 @@
 """Chaos scenarios 2 and 3: Redis killed and restarted; PostgreSQL stopped and started.
 
-Scenario 2: while clients read the catalog and place orders, Redis is
-SIGKILLed, stays down a while, and comes back (with its append-only file).
-Reads must keep answering 200 (the cache is bypassed), orders must keep
-being accepted (rate limits fail open; idempotency lives in PostgreSQL), and
-once Redis is back the relay publishes what waited and the workers finish
-the saga: nothing lost.
+Scenario 2: while clients read the catalog and place orders, Redis (without
+persistence) is SIGKILLed, stays down a while, and comes back empty: no
+stream, no consumer group, no lease. Reads must keep answering 200 (the
+cache is bypassed), orders must keep being accepted (rate limits fail open;
+idempotency lives in PostgreSQL), and once Redis is back the relay finds
+every stream behind PostgreSQL's record and republishes from the outbox what
+the groups had not settled, publishes what waited, and the workers (their
+groups recreated) finish the saga: nothing lost.
 
 Scenario 3: PostgreSQL is stopped under the API. What needs it answers 503
 ``application/problem+json`` with ``Retry-After`` and no stack trace; once
@@ -32,9 +34,11 @@ from storefront_dev.bench.fixtures import seed_products
 from storefront_dev.bench.processes import SAGA_FUNCTIONS, FunctionProcess
 from storefront_dev.chaos.kills import (
     CHAOS_FUNCTION_ENVIRONMENT,
+    SAGA_GROUPS,
     ChaosFailure,
     KillReport,
     check_books,
+    repairs_recorded,
     settle,
 )
 from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis
@@ -110,6 +114,9 @@ async def run_redis_outage(
         await asyncio.sleep(1.0)
         before.set()
         healthy = await counted
+        relayed = await connection.fetchval(
+            "SELECT coalesce(sum(last_sequence), 0) FROM event_partitions"
+        )
         redis.kill()
         during = asyncio.Event()
         counted = asyncio.create_task(_traffic(requests, during))
@@ -121,7 +128,8 @@ async def run_redis_outage(
         await settle(connection, 120.0)
         caught_up = time.monotonic() - back
         report = KillReport(orders=len(accepted))
-        await check_books(env, connection, report)
+        await check_books(env, connection, report, streams_complete=False)
+        repairs, republished = await repairs_recorded(connection)
     finally:
         for process in processes:
             process.stop()
@@ -132,12 +140,15 @@ async def run_redis_outage(
     failed = {kind: n for kind, n in outage.items() if not kind.endswith((" 200", " 201"))}
     if failed:
         raise ChaosFailure(f"with Redis down: {dict(outage)}")
+    if relayed and not repairs:
+        raise ChaosFailure(f"Redis lost {relayed} relayed events and no stream was repaired")
     return [
         f"before: {dict(healthy)}",
         f"Redis down {down_seconds:g} s: {dict(outage)} (all answered)",
-        f"relay and workers caught up {caught_up:.1f} s after Redis came back",
-        f"orders: {report.statuses}; events: {report.events}, 0 lost;"
-        f" duplicates absorbed: {report.duplicate_entries}; dead letters: {report.dead_letters}",
+        f"relay and workers caught up {caught_up:.1f} s after Redis came back (empty)",
+        f"streams repaired: {repairs}, events republished from the outbox: {republished}",
+        f"orders: {report.statuses}; events: {report.events}, 0 lost, every one settled by"
+        f" {', '.join(SAGA_GROUPS)}; dead letters: {report.dead_letters}",
     ]
 
 
