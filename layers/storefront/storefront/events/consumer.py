@@ -11,28 +11,16 @@ pending under any other name (a consumer from an older deployment) are taken
 over with ``XAUTOCLAIM`` once idle for ``worker_claim_min_idle_ms``, above the
 function timeout, so a live reader never loses them.
 
-Exactly-once effect. A run of one partition's entries is applied in ONE
-transaction, which also moves the group's position on that partition
-(:mod:`.positions`) to the last entry applied, and writes the events the
-handlers emit to the outbox. An entry at or below the position is a
-redelivery and is skipped, so de-duplication holds for as long as the events
-are kept, whatever Redis forgets. The position's UPDATE is fenced (``WHERE
-sequence = <the position this reader started from>``): a reader whose lease
-expired, or was evicted, while another took over cannot commit twice or out
-of order. Entries are ``XACK``-ed only after their commit (one ``XACK`` per
-batch): a crash in between redelivers them, and the position makes the
-redelivery a no-op. An entry above the position plus one means the stream
-skipped events (one that lost entries and was repaired from the settled
-position on, or an older deployment's ids): the missing ones are read from
-the outbox and applied first, so nothing behind them is overtaken.
+Exactly-once effect. A run of one partition's entries is applied in one
+transaction with the group's position (:mod:`.runs`); entries are ``XACK``-ed
+only after their commit (one ``XACK`` per batch): a crash in between
+redelivers them, and the position makes the redelivery a no-op.
 
-Failures. A handler exception rolls the run's transaction back; the entries
-before the failing one are applied again in a transaction of their own, so
-one failing event does not undo the ones before it. The failing entry stays
-pending and its partition stops for the rest of this invocation (the next
-entries of its aggregate must not overtake it); the other partitions go on.
-The retry is the next invocation's re-read, a natural backoff. An entry that
-failed on its ``worker_max_deliveries``-th delivery is dead-lettered
+Failures. A failing entry stays pending, the entries before it committed
+(:mod:`.runs`), and its partition stops for the rest of this invocation (the
+next entries of its aggregate must not overtake it); the other partitions go
+on. The retry is the next invocation's re-read, a natural backoff. An entry
+that failed on its ``worker_max_deliveries``-th delivery is dead-lettered
 (:mod:`.dead_letters`) in the transaction that moves the position past it;
 so is, at once, an entry that cannot be parsed or names an unknown event
 type or version. An event type the group has no handler for is skipped:
@@ -40,9 +28,7 @@ every group reads every stream. Entries read but not attempted (behind a
 failure, or past the time budget) get their delivery count back with
 ``XCLAIM ... RETRYCOUNT``, so an innocent entry queued behind a failing one
 is not dead-lettered early; nor is one that met an unreachable database,
-which ends the invocation instead. A deadlock with another transaction (two
-partitions' runs locking the same stock rows in another order) is no
-entry's fault: the run is applied again one event per transaction.
+which ends the invocation instead.
 
 Waiting. ``XREADGROUP ... BLOCK`` over every held partition at once (the
 streams share a hash tag), never longer than the budget left: no busy loop.
@@ -53,30 +39,24 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from redis.exceptions import ResponseError
 from redis.typing import StreamIdT
-from sqlalchemy import Text, cast, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storefront.adapters.database import UnitOfWork, is_unavailable
 from storefront.adapters.redis import RedisClient, create_redis
-from storefront.events.dead_letters import record_dead_letter
 from storefront.events.delivery import (
     ConsumerStats,
     Entry,
-    Outcome,
-    PoisonEntry,
-    handle_entry,
     read_reply,
 )
 from storefront.events.groups import consumer_name, ensure_groups
 from storefront.events.handlers import HandlerRegistry
 from storefront.events.leases import PartitionLeases
-from storefront.events.outbox import outbox
 from storefront.events.partitions import stream_key
-from storefront.events.positions import consumer_positions, entry_id, group_positions
+from storefront.events.positions import group_positions
+from storefront.events.runs import LostPartition, RunApplier
 from storefront.observability import logger
 from storefront.settings import Settings
 
@@ -112,15 +92,23 @@ async def run_consumer(
     remaining_ms: RemainingMs,
     *,
     reader: RedisClient | None = None,
+    stats: ConsumerStats | None = None,
 ) -> ConsumerStats:
     """Handle the group's events until ``remaining_ms()`` drops below the margin.
 
     ``reader`` does the blocking reads (:func:`blocking_reader`); one is made
-    and closed for this call when none is given.
+    and closed for this call when none is given. ``stats`` is filled in as
+    events are settled, so a caller still has the counts when this raises.
     """
     own_reader = reader is None
     consumer = _Consumer(
-        registry, engine, redis, reader or blocking_reader(settings), settings, remaining_ms
+        registry,
+        engine,
+        redis,
+        reader or blocking_reader(settings),
+        settings,
+        remaining_ms,
+        stats or ConsumerStats(),
     )
     try:
         await consumer.run()
@@ -142,6 +130,7 @@ class _Consumer:
         reader: RedisClient,
         settings: Settings,
         remaining_ms: RemainingMs,
+        stats: ConsumerStats,
     ) -> None:
         self.registry = registry
         self.group = registry.consumer
@@ -153,13 +142,12 @@ class _Consumer:
         self.remaining_ms = remaining_ms
         self.leases = PartitionLeases(redis, settings, self.group)
         self._autoclaim = redis.register_script(_AUTOCLAIM)
-        self.stats = ConsumerStats()
+        self.stats = stats
         # Partitions whose pending entries must be read before new ones.
         self.history: set[int] = set()
         # Partitions stopped by a failure until the next invocation.
         self.parked: set[int] = set()
-        # The group's settled position per held partition, as last committed.
-        self.positions: dict[int, int] = {}
+        self.runs = RunApplier(registry, engine, settings, self.stats)
 
     def stream(self, partition: int) -> str:
         return stream_key(self.settings.redis_key_prefix, partition)
@@ -171,7 +159,7 @@ class _Consumer:
             taken = await self.leases.refresh()
             if taken:
                 async with UnitOfWork(self.engine) as uow:
-                    self.positions |= await group_positions(uow.connection, self.group, taken)
+                    self.runs.positions |= await group_positions(uow.connection, self.group, taken)
                     await uow.commit()
             for partition in taken:
                 await self._reclaim(partition)
@@ -276,7 +264,7 @@ class _Consumer:
                     # rather than be killed mid-transaction by the deadline.
                     await self._undeliver(stream, entries)
                     return
-                run = await self._apply_run(partition, entries)
+                run = await self.runs.apply(partition, entries)
                 acks += [entry.id for entry in entries[: run.settled]]
                 if run.error is None:
                     return
@@ -296,7 +284,7 @@ class _Consumer:
                     self.parked.add(partition)
                     return
                 reason = f"{type(error).__name__}: {error}"
-                await self._dead_letter_alone(partition, failing, reason)
+                await self.runs.dead_letter_alone(partition, failing, reason)
                 acks.append(failing.id)
                 entries = entries[run.settled + 1 :]
         except LostPartition:
@@ -309,123 +297,16 @@ class _Consumer:
             self.parked.add(partition)
         finally:
             if acks:
-                await self.redis.xack(stream, self.group, *acks)
+                await self._ack(stream, acks)
 
-    async def _apply_run(
-        self, partition: int, entries: Sequence[Entry], *, one_by_one: bool = False
-    ) -> _Run:
-        """Apply entries in order, in one transaction, until one fails.
-
-        Returns how many entries were settled (committed); on a failure, the
-        error of the entry after them. ``one_by_one``: a transaction per
-        entry, after a deadlock.
-        """
-        if one_by_one and len(entries) > 1:
-            settled = 0
-            for entry in entries:
-                run = await self._apply_run(partition, [entry])
-                settled += run.settled
-                if run.error is not None:
-                    return _Run(settled, run.error)
-            return _Run(settled)
-        start = position = self.positions[partition]
-        outcomes: list[Outcome] = []
-        failed: tuple[int, Exception] | None = None
-        async with UnitOfWork(self.engine) as uow:
-            for index, entry in enumerate(entries):
-                if entry.sequence <= position:
-                    outcomes.append(Outcome.DUPLICATE)
-                    continue
-                try:
-                    if entry.sequence > position + 1:
-                        outcomes += await self._catch_up(uow, partition, position, entry.sequence)
-                    outcomes.append(await self._apply(uow, partition, entry))
-                except Exception as error:
-                    failed = (index, error)
-                    break  # the transaction rolls back as the block ends
-                position = entry.sequence
-            else:
-                await self._settle(uow, partition, start, position)
-                await uow.commit()
-        if failed is not None:
-            index, failure = failed
-            if _is_deadlock(failure):
-                self.stats.conflicts += 1
-                return await self._apply_run(partition, entries, one_by_one=True)
-            if index == 0 or is_unavailable(failure):
-                return _Run(0, failure)
-            before = await self._apply_run(partition, entries[:index])
-            return _Run(before.settled, before.error or failure)
-        self.positions[partition] = position
-        self.stats.transactions += 1
-        for outcome in outcomes:
-            self.stats.count(outcome)
-        return _Run(len(entries))
-
-    async def _apply(self, uow: UnitOfWork, partition: int, entry: Entry) -> Outcome:
-        if entry.deliveries > self.settings.worker_max_deliveries:
-            # Earlier holders died while handling it, without an answer.
-            reason = f"delivered {entry.deliveries} times without finishing"
-            return await self._dead_letter(uow, partition, entry, reason)
+    async def _ack(self, stream: str, ids: list[str]) -> None:
         try:
-            return await handle_entry(entry, self.registry, uow, self.settings)
-        except PoisonEntry as poison:
-            return await self._dead_letter(uow, partition, entry, poison.reason)
-
-    async def _catch_up(
-        self, uow: UnitOfWork, partition: int, position: int, sequence: int
-    ) -> list[Outcome]:
-        """Apply, from the outbox, the events between the position and an entry.
-
-        The stream skipped them; every one of them is still in the outbox,
-        which keeps a row until every group has settled it.
-        """
-        rows = await uow.connection.execute(
-            select(
-                outbox.c.sequence,
-                cast(outbox.c.envelope, Text).label("envelope"),
-                outbox.c.only_group,
-            )
-            .where(
-                outbox.c.partition == partition,
-                outbox.c.sequence > position,
-                outbox.c.sequence < sequence,
-            )
-            .order_by(outbox.c.sequence)
-        )
-        outcomes = []
-        for row in rows.all():
-            fields = {b"envelope": row.envelope.encode()}
-            if row.only_group:
-                fields[b"only_group"] = row.only_group.encode()
-            outcomes.append(
-                await self._apply(uow, partition, Entry(entry_id(row.sequence), fields))
-            )
-        self.stats.caught_up += len(outcomes)
-        logger.warning(
-            "stream skipped events: applied from the outbox",
-            extra={"group": self.group, "partition": partition, "range": [position, sequence]},
-        )
-        return outcomes
-
-    async def _settle(self, uow: UnitOfWork, partition: int, start: int, position: int) -> None:
-        """Move the group's position, fenced by the position the run started from."""
-        if position == start:
-            return
-        moved = await uow.connection.execute(
-            update(consumer_positions)
-            .where(
-                consumer_positions.c.group_name == self.group,
-                consumer_positions.c.partition == partition,
-                consumer_positions.c.sequence == start,
-            )
-            .values(sequence=position)
-        )
-        if moved.rowcount != 1:
-            raise LostPartition(
-                f"group {self.group!r} partition {partition}: another reader moved the "
-                f"position past {start}; this reader's lease had expired"
-            )
+            await self.redis.xack(stream, self.group, *ids)
+        except ResponseError as error:
+            # The group vanished since the read (Redis lost it): nothing is
+            # pending there, and the position already records what was done.
+            if "NOGROUP" not in str(error):
+                raise
 
     async def _with_deliveries(self, stream: str, entries: list[Entry]) -> list[Entry]:
         pending = await self.redis.xpending_range(
@@ -450,56 +331,6 @@ class _Consumer:
             for count, ids in by_count.items():
                 pipe.xclaim(stream, self.group, self.name, 0, ids, retrycount=count, justid=True)
             await pipe.execute()
-
-    async def _dead_letter(
-        self, uow: UnitOfWork, partition: int, entry: Entry, reason: str
-    ) -> Outcome:
-        """Keep the entry as a dead letter in the run's transaction; the
-        position moves past it with the run."""
-        logger.warning(
-            "event dead-lettered",
-            extra={
-                "group": self.group,
-                "partition": partition,
-                "entry_id": entry.id,
-                "reason": reason,
-            },
-        )
-        await record_dead_letter(
-            uow.connection,
-            group=self.group,
-            partition=partition,
-            sequence=entry.sequence,
-            envelope=entry.fields.get(b"envelope", b"").decode("utf-8", "replace"),
-            reason=reason,
-            deliveries=entry.deliveries,
-        )
-        return Outcome.DEAD_LETTERED
-
-    async def _dead_letter_alone(self, partition: int, entry: Entry, reason: str) -> None:
-        """Dead-letter an entry whose handler failed, in a transaction of its own."""
-        start = self.positions[partition]
-        async with UnitOfWork(self.engine) as uow:
-            outcome = await self._dead_letter(uow, partition, entry, reason)
-            await self._settle(uow, partition, start, entry.sequence)
-            await uow.commit()
-        self.positions[partition] = entry.sequence
-        self.stats.count(outcome)
-
-
-class LostPartition(RuntimeError):
-    """Another reader took the partition over: this one must not commit."""
-
-
-@dataclass(frozen=True)
-class _Run:
-    settled: int
-    error: Exception | None = None
-
-
-def _is_deadlock(error: BaseException) -> bool:
-    code = getattr(getattr(error, "orig", None), "sqlstate", None)
-    return code in {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
 def _text(value: object) -> str:

@@ -43,21 +43,29 @@ def worker_job(registry: HandlerRegistry) -> ScheduledJob:
         nonlocal reader
         if reader is None:
             reader = blocking_reader(resources.settings)
-        stats = await run_consumer(
-            registry,
-            resources.engine,
-            resources.redis,
-            resources.settings,
-            context.get_remaining_time_in_millis,
-            reader=reader,
-        )
+        stats = ConsumerStats()
+        try:
+            await run_consumer(
+                registry,
+                resources.engine,
+                resources.redis,
+                resources.settings,
+                context.get_remaining_time_in_millis,
+                reader=reader,
+                stats=stats,
+            )
+        except Exception:
+            # What was settled before the failure is real; Redis or
+            # PostgreSQL, which the status needs, may be what failed.
+            publish_consumer_metrics(registry.consumer, stats)
+            raise
         (status,) = await group_statuses(
             resources.redis, resources.settings, [registry.consumer], discover=False
         )
         waiting = await outbox_status(resources.engine)
         await add_settlement(resources.engine, resources.settings, [status], waiting)
         dead_letters = await count_dead_letters(resources.engine)
-        publish_consumer_metrics(stats, status, dead_letters)
+        publish_consumer_metrics(registry.consumer, stats, status, dead_letters)
         return {"group": registry.consumer, **stats.summary()} | {
             "lag": status.lag,
             "pending": status.pending,
@@ -69,29 +77,40 @@ def worker_job(registry: HandlerRegistry) -> ScheduledJob:
     return consume
 
 
-def publish_consumer_metrics(stats: ConsumerStats, status: GroupStatus, dead_letters: int) -> None:
-    """EMF metrics of one invocation, with the group as a dimension."""
+def publish_consumer_metrics(
+    group: str,
+    stats: ConsumerStats,
+    status: GroupStatus | None = None,
+    dead_letters: int | None = None,
+) -> None:
+    """EMF metrics of one invocation, with the group as a dimension; the
+    counters alone when the invocation failed before its status was read."""
     # Ephemeral: its own dimension set, which must not leak into the metrics
     # other code adds to the shared ``metrics`` during this invocation.
     group_metrics = EphemeralMetrics(namespace=metrics.namespace, service=metrics.service)
-    group_metrics.add_dimension(name="ConsumerGroup", value=status.group)
-    for name, value in (
+    group_metrics.add_dimension(name="ConsumerGroup", value=group)
+    counts = [
         ("EventsHandled", stats.handled),
         ("EventsDuplicate", stats.duplicates),
         ("HandlerFailures", stats.failures),
         ("DeadLettered", stats.dead_lettered),
-        ("ConsumerLag", status.lag),
-        ("ConsumerPending", status.pending),
-        ("ConsumerUnsettled", status.unsettled),
-    ):
+    ]
+    if status is not None:
+        counts += [
+            ("ConsumerLag", status.lag),
+            ("ConsumerPending", status.pending),
+            ("ConsumerUnsettled", status.unsettled),
+        ]
+        # The alarm on a stuck group: an event it has not settled for too
+        # long, whatever Redis says (PostgreSQL's view: a lost stream shows).
+        group_metrics.add_metric(
+            name="OldestUnsettledAgeSeconds",
+            unit=MetricUnit.Seconds,
+            value=status.oldest_unsettled_age_seconds or 0.0,
+        )
+    for name, value in counts:
         group_metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    # The alarm on a stuck group: an event it has not settled for too long,
-    # whatever Redis says (PostgreSQL's view, so a lost stream shows too).
-    group_metrics.add_metric(
-        name="OldestUnsettledAgeSeconds",
-        unit=MetricUnit.Seconds,
-        value=status.oldest_unsettled_age_seconds or 0.0,
-    )
     group_metrics.flush_metrics()
-    # The dead-letter stream is shared by every group: no group dimension.
-    metrics.add_metric(name="DeadLetterCount", unit=MetricUnit.Count, value=dead_letters)
+    if dead_letters is not None:
+        # One dead-letter table for every group: no group dimension.
+        metrics.add_metric(name="DeadLetterCount", unit=MetricUnit.Count, value=dead_letters)
