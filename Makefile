@@ -11,7 +11,7 @@ SAM_CLI_VERSION := 1.170.0
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install run test test-fast lint format validate build lock clean help
+.PHONY: install run test test-fast lint format validate build lock docs clean help
 
 help:
 	@echo "make run       start the local stack on http://127.0.0.1:$${PORT:-3000}"
@@ -20,6 +20,7 @@ help:
 	@echo "make validate  sam validate --lint (SAM CLI in its own virtualenv)"
 	@echo "make build     sam build, without Docker or a local Python 3.12"
 	@echo "make lock      re-resolve requirements*.lock from pyproject.toml"
+	@echo "make docs      build the documentation site (docs/) into site/, strict"
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	@echo "==> installing into $(VENV) (first run takes a minute)"
@@ -78,6 +79,12 @@ lock: install
 		-o requirements-dev.lock -q
 	@$(BIN)/uv pip compile pyproject.toml --python-version 3.12 \
 		--python-platform aarch64-manylinux2014 -o requirements.lock -q
+
+# The documentation site: docs/*.md and mkdocs.yml (Material for MkDocs).
+# Strict, so a broken link or anchor, or a page outside the nav, fails it
+# (NO_MKDOCS_2_WARNING silences Material's end-of-life banner).
+docs: install
+	@NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis
