@@ -49,6 +49,8 @@ class Sizes:
     seconds: float = 30.0
     gentle_rate: float = 20.0
     gentle_seconds: float = 10.0
+    saga_orders: int = 3_000
+    ceiling_seconds: float = 3.0
     warm_rounds: int = 500
     cold_repeats: int = 6
     page_rows: int = 100_100
@@ -67,6 +69,8 @@ QUICK = Sizes(
     seconds=2.0,
     gentle_rate=20.0,
     gentle_seconds=1.0,
+    saga_orders=300,
+    ceiling_seconds=1.0,
     warm_rounds=30,
     cold_repeats=1,
     page_rows=3_000,
@@ -111,6 +115,8 @@ def _runners(
                 seconds=sizes.seconds,
                 gentle_rate=sizes.gentle_rate,
                 gentle_seconds=sizes.gentle_seconds,
+                saga_orders=sizes.saga_orders,
+                ceiling_seconds=sizes.ceiling_seconds,
                 logs=logs,
             )
         ),

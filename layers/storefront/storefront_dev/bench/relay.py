@@ -6,8 +6,11 @@ streams. It times how long the relay takes to publish them all.
 
 * subject: :func:`storefront.events.relay.relay_once`, the production pass;
 * floor: the same work written by hand on one raw asyncpg connection (same
-  claim query, batch size and pipelined ``XADD``, the envelope sent as the
-  text PostgreSQL returns), what one would write with no framework at all;
+  claim query and batch size, pipelined ``XADD`` with the relay's explicit
+  ids ``<sequence>-0``, the envelope sent as the text PostgreSQL returns, the
+  rows marked with their sequence and the partition's last sequence recorded
+  in ``event_partitions``), what one would write with no framework at all
+  (without the relay's checked append, its locks and its repair);
 * tutorial: a new Redis connection and a commit per event, as many tutorials
   show. It is slow enough that a few thousand rows give its rate; running it
   over 100k rows would take minutes, so its rate is measured on fewer rows
@@ -27,6 +30,7 @@ from storefront.adapters.database import create_engine
 from storefront.adapters.redis import RedisClient, create_redis
 from storefront.events.envelope import Event
 from storefront.events.partitions import stream_key
+from storefront.events.positions import entry_id
 from storefront.events.relay import relay_once
 from storefront.orders.events import OrderLine, OrderPlaced
 from storefront_dev.bench.environment import BenchEnvironment
@@ -40,7 +44,15 @@ SELECT id, envelope::text AS envelope FROM outbox
 WHERE partition BETWEEN $1 AND $1 AND published_at IS NULL
 ORDER BY partition, id LIMIT $2 FOR UPDATE
 """
-_MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+_MARK = """
+WITH marked AS (
+    UPDATE outbox SET published_at = now(), sequence = batch.sequence
+    FROM unnest($1::bigint[], $2::bigint[]) AS batch(id, sequence)
+    WHERE outbox.id = batch.id
+)
+INSERT INTO event_partitions (partition, last_sequence) VALUES ($3, $4)
+ON CONFLICT (partition) DO UPDATE SET last_sequence = excluded.last_sequence
+"""
 
 
 def sample_envelope() -> str:
@@ -55,8 +67,9 @@ def sample_envelope() -> str:
 
 
 async def seed_outbox(connection: asyncpg.Connection, rows: int, partitions: int) -> None:
-    """``rows`` unpublished rows, each with its own event and aggregate id."""
-    await connection.execute("TRUNCATE outbox")
+    """``rows`` unpublished rows, each with its own event and aggregate id, and
+    no partition published yet (streams are emptied alongside)."""
+    await connection.execute("TRUNCATE outbox, event_partitions")
     await connection.execute(
         """
         INSERT INTO outbox
@@ -87,6 +100,7 @@ async def _floor_pass(
 ) -> int:
     """The hand-written relay: claim, pipelined XADD, mark, commit; per partition batch."""
     relayed = 0
+    last = dict.fromkeys(range(partitions), 0)  # streams and event_partitions start empty
     due = list(range(partitions))
     while due:
         full = []
@@ -95,14 +109,20 @@ async def _floor_pass(
                 rows = await connection.fetch(_CLAIM, partition, batch)
                 if not rows:
                     continue
+                sequences = range(last[partition] + 1, last[partition] + len(rows) + 1)
                 async with redis.pipeline(transaction=False) as pipe:
                     stream = stream_key(prefix, partition)
-                    for row in rows:
+                    for row, sequence in zip(rows, sequences, strict=True):
                         pipe.xadd(
-                            stream, {"envelope": str(row["envelope"]), "outbox_id": row["id"]}
+                            stream,
+                            {"envelope": str(row["envelope"]), "outbox_id": row["id"]},
+                            id=entry_id(sequence),
                         )
                     await pipe.execute()
-                await connection.execute(_MARK, [row["id"] for row in rows])
+                await connection.execute(
+                    _MARK, [row["id"] for row in rows], list(sequences), partition, sequences[-1]
+                )
+                last[partition] = sequences[-1]
             relayed += len(rows)
             if len(rows) >= batch:
                 full.append(partition)
@@ -186,7 +206,7 @@ async def bench_relay(
         )
     finally:
         await _clear_streams(redis, env)
-        await admin.execute("TRUNCATE outbox")
+        await admin.execute("TRUNCATE outbox, event_partitions")
         for connection in (admin, floor_connection, tutorial_connection):
             await connection.close()
         await redis.aclose()
