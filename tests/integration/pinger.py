@@ -54,19 +54,33 @@ class Pinger:
     failing: bool = True
     # Seconds each handling takes, so that concurrent consumers overlap.
     pause: float = 0
+    # Pings go to a run handler: consecutive ones in one call.
+    in_runs: bool = False
     attempts: list[tuple[str, int]] = field(default_factory=list)
+    # The size of each call of the run handler.
+    runs: list[int] = field(default_factory=list)
     registry: HandlerRegistry = field(init=False)
 
     def __post_init__(self) -> None:
         self.registry = HandlerRegistry(self.group)
 
-        @self.registry.on(Ping)
         async def answer(payload: Ping, event: Event, uow: UnitOfWork) -> Sequence[Event]:
             self.attempts.append((event.aggregate_id, payload.seq))
             await asyncio.sleep(self.pause)
             if payload.fail and self.failing:
                 raise RuntimeError(f"cannot answer ping {payload.seq}")
             return [Event.of(Pong(seq=payload.seq), event.aggregate_id, caused_by=event)]
+
+        async def answer_run(
+            pings: Sequence[tuple[Ping, Event]], uow: UnitOfWork
+        ) -> Sequence[Event]:
+            self.runs.append(len(pings))
+            return [pong for payload, event in pings for pong in await answer(payload, event, uow)]
+
+        if self.in_runs:
+            self.registry.on_run(Ping)(answer_run)
+        else:
+            self.registry.on(Ping)(answer)
 
     def attempted(self, count: int) -> Callable[[], bool]:
         return lambda: len(self.attempts) >= count

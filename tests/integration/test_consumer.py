@@ -276,3 +276,36 @@ async def test_an_unreachable_database_ends_the_invocation_without_charging_the_
     )
     stats = await consume(resources, fast, pinger, budget(10, pinger.attempted(1)))
     assert stats.handled == 1
+
+
+async def test_a_run_handler_takes_consecutive_events_in_one_transaction(
+    resources: Resources, fast: Settings
+) -> None:
+    for seq in range(5):
+        await publish(resources.redis, fast, ping("agg-run", seq))
+    pinger = Pinger(in_runs=True)
+
+    stats = await consume(resources, fast, pinger, budget(10, pinger.attempted(5)))
+
+    assert pinger.runs == [5]
+    assert (stats.handled, stats.transactions) == (5, 1)
+    assert await pongs(resources) == [("agg-run", seq) for seq in range(5)]
+
+
+async def test_a_failing_event_in_a_run_keeps_the_ones_before_it(
+    resources: Resources, fast: Settings
+) -> None:
+    for seq in range(5):
+        await publish(resources.redis, fast, ping("agg-run", seq, fail=seq == 3))
+    pinger = Pinger(in_runs=True)
+
+    stats = await consume(resources, fast, pinger, budget(10, pinger.attempted(4 + 4)))
+
+    # The run failed as a whole, then one event at a time found the culprit:
+    # the three before it are committed, it and the one behind it wait.
+    assert pinger.runs == [5, 1, 1, 1, 1]
+    assert stats.failures == 1
+    assert await pongs(resources) == [("agg-run", seq) for seq in range(3)]
+    pinger.failing = False
+    await consume(resources, fast, pinger, budget(10, pinger.attempted(4 + 4 + 2)))
+    assert await pongs(resources) == [("agg-run", seq) for seq in range(5)]

@@ -1,15 +1,16 @@
 """One stream entry's delivery to a group: parse, route, handle.
 
-:func:`handle_entry` turns an entry into an :class:`Outcome` or raises:
-:class:`PoisonEntry` for what no retry can fix (dead-lettered at once), any
-other exception for a failed attempt (retried). It runs inside the caller's
-transaction (:mod:`.consumer` applies a run of one partition's entries in
-one), together with the events the handler emits and the group's position.
+:func:`route_entry` parses an entry and finds its handler, or raises
+:class:`PoisonEntry` for what no retry can fix (dead-lettered at once);
+:func:`handle` runs handlers inside the caller's transaction (:mod:`.runs`
+applies a run of one partition's entries in one), together with the events
+they emit and the group's position. Any exception there is a failed attempt
+(retried).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -17,19 +18,21 @@ from typing import Any
 from pydantic import ValidationError
 
 from storefront.adapters.database import UnitOfWork
-from storefront.events.envelope import PAYLOADS, Event
-from storefront.events.handlers import HandlerRegistry
+from storefront.events.envelope import PAYLOADS, Event, Payload
+from storefront.events.handlers import Handler, HandlerRegistry, RunHandler
 from storefront.events.outbox import add_events
 from storefront.events.positions import sequence_of
 from storefront.settings import Settings
 
 __all__ = [
     "ConsumerStats",
+    "Delivery",
     "Entry",
     "Outcome",
     "PoisonEntry",
-    "handle_entry",
+    "handle",
     "read_reply",
+    "route_entry",
 ]
 
 
@@ -109,16 +112,26 @@ class ConsumerStats:
         }
 
 
-async def handle_entry(
-    entry: Entry, registry: HandlerRegistry, uow: UnitOfWork, settings: Settings
-) -> Outcome:
-    """Handle one entry in ``uow``'s open transaction (the caller commits)."""
+@dataclass(frozen=True)
+class Delivery:
+    """An entry parsed and routed to this group's handler."""
+
+    event: Event
+    payload: Payload
+    handler: Handler[Any]
+    # Set when the handler takes a run of such events at once.
+    run_handler: RunHandler[Any] | None
+
+
+def route_entry(entry: Entry, registry: HandlerRegistry) -> Delivery | None:
+    """The entry's delivery, or None when this group skips it; PoisonEntry when
+    no retry can ever handle it."""
     raw = entry.fields.get(b"envelope")
     if raw is None:
         raise PoisonEntry("the entry has no 'envelope' field")
     only_group = entry.fields.get(b"only_group")
     if only_group is not None and only_group.decode() != registry.consumer:
-        return Outcome.SKIPPED  # a dead letter replayed for another group
+        return None  # a dead letter replayed for another group
     try:
         event = Event.model_validate_json(raw)
     except ValidationError as error:
@@ -132,15 +145,26 @@ async def handle_entry(
         # Every worker imports every payload module, so "unknown" is real.
         if (event.event_type, event.version) not in PAYLOADS:
             raise PoisonEntry(f"unknown event type {kind}")
-        return Outcome.SKIPPED
+        return None
     payload_type, handler = found
     try:
         payload = payload_type.model_validate(event.payload)
     except ValidationError as error:
         raise PoisonEntry(f"invalid {kind} payload: {error}") from error
-    emitted = await handler(payload, event, uow)
+    return Delivery(event, payload, handler, registry.run_handler(event))
+
+
+async def handle(deliveries: Sequence[Delivery], uow: UnitOfWork, settings: Settings) -> None:
+    """Handle deliveries in ``uow``'s open transaction (the caller commits): all
+    at once through their run handler, or one by one."""
+    run_handler = deliveries[0].run_handler
+    emitted: list[Event] = []
+    if run_handler is not None:
+        emitted += await run_handler([(d.payload, d.event) for d in deliveries], uow)
+    else:
+        for delivery in deliveries:
+            emitted += await delivery.handler(delivery.payload, delivery.event, uow)
     await add_events(uow.connection, emitted, settings.event_partitions)
-    return Outcome.HANDLED
 
 
 def read_reply(reply: Any) -> Iterator[tuple[str, list[Entry]]]:

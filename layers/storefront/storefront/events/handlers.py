@@ -17,6 +17,9 @@ from storefront.events.envelope import Event, Payload
 
 P = TypeVar("P", bound=Payload)
 Handler = Callable[[P, Event, UnitOfWork], Awaitable[Sequence[Event]]]
+# Takes consecutive events of one type at once, in their order: one statement
+# for many events where a handler of one event would send several per event.
+RunHandler = Callable[[Sequence[tuple[P, Event]], UnitOfWork], Awaitable[Sequence[Event]]]
 
 
 class HandlerRegistry:
@@ -25,6 +28,7 @@ class HandlerRegistry:
     def __init__(self, consumer: str) -> None:
         self.consumer = consumer
         self._handlers: dict[tuple[str, int], tuple[type[Payload], Handler[Any]]] = {}
+        self._run_handlers: dict[tuple[str, int], RunHandler[Any]] = {}
 
     def on(self, payload_type: type[P]) -> Callable[[Handler[P]], Handler[P]]:
         def register(handler: Handler[P]) -> Handler[P]:
@@ -34,8 +38,30 @@ class HandlerRegistry:
 
         return register
 
+    def on_run(self, payload_type: type[P]) -> Callable[[RunHandler[P]], RunHandler[P]]:
+        """Register a handler of consecutive events of one type at once.
+
+        It must have the effect of handling them one after the other; a
+        single event is handled as a run of one.
+        """
+
+        def register(run_handler: RunHandler[P]) -> RunHandler[P]:
+            key = (payload_type.event_type, payload_type.version)
+
+            async def one(payload: P, event: Event, uow: UnitOfWork) -> Sequence[Event]:
+                return await run_handler([(payload, event)], uow)
+
+            self._handlers[key] = (payload_type, one)
+            self._run_handlers[key] = run_handler
+            return run_handler
+
+        return register
+
     def lookup(self, event: Event) -> tuple[type[Payload], Handler[Any]] | None:
         return self._handlers.get((event.event_type, event.version))
+
+    def run_handler(self, event: Event) -> RunHandler[Any] | None:
+        return self._run_handlers.get((event.event_type, event.version))
 
     def event_types(self) -> set[str]:
         return {event_type for event_type, _ in self._handlers}

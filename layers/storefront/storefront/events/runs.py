@@ -28,7 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storefront.adapters.database import UnitOfWork, is_unavailable
 from storefront.events.dead_letters import record_dead_letter
-from storefront.events.delivery import ConsumerStats, Entry, Outcome, PoisonEntry, handle_entry
+from storefront.events.delivery import (
+    ConsumerStats,
+    Delivery,
+    Entry,
+    Outcome,
+    PoisonEntry,
+    handle,
+    route_entry,
+)
 from storefront.events.handlers import HandlerRegistry
 from storefront.events.outbox import outbox
 from storefront.events.positions import consumer_positions, entry_id
@@ -40,6 +48,15 @@ __all__ = ["LostPartition", "Run", "RunApplier"]
 
 class LostPartition(RuntimeError):
     """Another reader took the partition over: this one must not commit."""
+
+
+class _EntryFailed(Exception):
+    """Applying the ``index``-th entry of a run failed (None: one of a batch)."""
+
+    def __init__(self, index: int | None, error: Exception) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -85,49 +102,86 @@ class RunApplier:
                 if run.error is not None:
                     return Run(settled, run.error)
             return Run(settled)
-        start = position = self.positions[partition]
-        outcomes: list[Outcome] = []
-        failed: tuple[int, Exception] | None = None
-        async with UnitOfWork(self.engine) as uow:
-            for index, entry in enumerate(entries):
-                if entry.sequence <= position:
-                    outcomes.append(Outcome.DUPLICATE)
-                    continue
-                try:
-                    if entry.sequence > position + 1:
-                        outcomes += await self._catch_up(uow, partition, position, entry.sequence)
-                    outcomes.append(await self._apply(uow, partition, entry))
-                except Exception as error:
-                    failed = (index, error)
-                    break  # the transaction rolls back as the block ends
-                position = entry.sequence
-            else:
+        start = self.positions[partition]
+        try:
+            async with UnitOfWork(self.engine) as uow:
+                position, outcomes = await self._apply_in(uow, partition, start, entries)
                 await self._settle(uow, partition, start, position)
                 await uow.commit()
-        if failed is not None:
-            index, failure = failed
-            if _is_deadlock(failure):
+        except _EntryFailed as failed:
+            error = failed.error
+            if _is_deadlock(error):
                 self.stats.conflicts += 1
                 return await self.apply(partition, entries, one_by_one=True)
-            if index == 0 or is_unavailable(failure):
-                return Run(0, failure)
-            before = await self.apply(partition, entries[:index])
-            return Run(before.settled, before.error or failure)
+            if failed.index is None:
+                # A run handler failed: find which event, one at a time.
+                return await self.apply(partition, entries, one_by_one=True)
+            if failed.index == 0 or is_unavailable(error):
+                return Run(0, error)
+            before = await self.apply(partition, entries[: failed.index])
+            return Run(before.settled, before.error or error)
         self.positions[partition] = position
         self.stats.transactions += 1
         for outcome in outcomes:
             self.stats.count(outcome)
         return Run(len(entries))
 
-    async def _apply(self, uow: UnitOfWork, partition: int, entry: Entry) -> Outcome:
+    async def _apply_in(
+        self, uow: UnitOfWork, partition: int, start: int, entries: Sequence[Entry]
+    ) -> tuple[int, list[Outcome]]:
+        """Apply entries in ``uow``'s transaction; returns the new position and
+        what became of each. Consecutive events with a run handler go to it
+        together. Raises :class:`_EntryFailed`."""
+        position, outcomes = start, []
+        batch: list[tuple[int, Delivery]] = []
+
+        async def flush() -> None:
+            if not batch:
+                return
+            try:
+                await handle([delivery for _, delivery in batch], uow, self.settings)
+            except Exception as error:
+                # With one event the failing one is known; with more it is not.
+                raise _EntryFailed(batch[0][0] if len(batch) == 1 else None, error) from error
+            outcomes.extend([Outcome.HANDLED] * len(batch))
+            batch.clear()
+
+        for index, entry in enumerate(entries):
+            if entry.sequence <= position:
+                outcomes.append(Outcome.DUPLICATE)
+                continue
+            try:
+                if entry.sequence > position + 1:
+                    await flush()
+                    outcomes += await self._catch_up(uow, partition, position, entry.sequence)
+                routed = await self._route(uow, partition, entry)
+            except _EntryFailed:
+                raise
+            except Exception as error:
+                raise _EntryFailed(index, error) from error
+            position = entry.sequence
+            if isinstance(routed, Outcome):
+                outcomes.append(routed)
+                continue
+            if batch and routed.run_handler is not batch[0][1].run_handler:
+                await flush()
+            batch.append((index, routed))
+            if routed.run_handler is None:
+                await flush()
+        await flush()
+        return position, outcomes
+
+    async def _route(self, uow: UnitOfWork, partition: int, entry: Entry) -> Delivery | Outcome:
+        """The entry's delivery; or it is skipped, or dead-lettered here and now."""
         if entry.deliveries > self.settings.worker_max_deliveries:
             # Earlier holders died while handling it, without an answer.
             reason = f"delivered {entry.deliveries} times without finishing"
             return await self._dead_letter(uow, partition, entry, reason)
         try:
-            return await handle_entry(entry, self.registry, uow, self.settings)
+            delivery = route_entry(entry, self.registry)
         except PoisonEntry as poison:
             return await self._dead_letter(uow, partition, entry, poison.reason)
+        return Outcome.SKIPPED if delivery is None else delivery
 
     async def _catch_up(
         self, uow: UnitOfWork, partition: int, position: int, sequence: int
@@ -155,9 +209,11 @@ class RunApplier:
             fields = {b"envelope": row.envelope.encode()}
             if row.only_group:
                 fields[b"only_group"] = row.only_group.encode()
-            outcomes.append(
-                await self._apply(uow, partition, Entry(entry_id(row.sequence), fields))
-            )
+            routed = await self._route(uow, partition, Entry(entry_id(row.sequence), fields))
+            if not isinstance(routed, Outcome):
+                await handle([routed], uow, self.settings)
+                routed = Outcome.HANDLED
+            outcomes.append(routed)
         self.stats.caught_up += len(outcomes)
         logger.warning(
             "stream skipped events: applied from the outbox",

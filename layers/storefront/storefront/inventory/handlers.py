@@ -4,6 +4,7 @@ it, and release it when the order is cancelled (compensation)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 from storefront.adapters.database import UnitOfWork
 from storefront.events.envelope import Event
@@ -17,26 +18,48 @@ from storefront.orders.events import OrderCancelled, OrderPlaced
 inventory_handlers = HandlerRegistry("inventory")
 
 
-@inventory_handlers.on(OrderPlaced)
-async def reserve_stock(payload: OrderPlaced, event: Event, uow: UnitOfWork) -> Sequence[Event]:
+@inventory_handlers.on_run(OrderPlaced)
+async def reserve_stock(
+    placed: Sequence[tuple[OrderPlaced, Event]], uow: UnitOfWork
+) -> Sequence[Event]:
+    """Reserve each order's stock, or none of it, in the order they were placed.
+
+    A run of orders at once: their rows and all their stock rows are locked in
+    two statements (each in id order, so concurrent runs cannot deadlock), the
+    decisions are made here one order after the other against what the
+    earlier ones took, and the reservations written in one statement.
+    """
     # The order's row lock serialises this event with a concurrent cancel of
     # the same order, so the order's events commit in outbox id order. An
     # order cancelled before its stock was reserved holds nothing: reserving
     # would only starve other orders until the release came through.
-    if await orders.lock_order(uow.connection, payload.order_id) is not OrderStatus.PENDING:
-        return []
-    wanted = {line.product_id: line.quantity for line in payload.items}
-    stock = await repository.lock_stock(uow.connection, sorted(wanted))
-    shortages = [
-        Shortage(product_id=product_id, requested=quantity, available=stock[product_id].available)
-        for product_id, quantity in sorted(wanted.items())
-        if stock[product_id].available < quantity
-    ]
-    if shortages:
-        rejected = StockRejected(order_id=payload.order_id, shortages=shortages)
-        return [Event.of(rejected, payload.order_id, caused_by=event)]
-    await repository.reserve(uow.connection, payload.order_id, wanted)
-    return [Event.of(StockReserved(order_id=payload.order_id), payload.order_id, caused_by=event)]
+    statuses = await orders.lock_orders(uow.connection, [p.order_id for p, _ in placed])
+    product_ids = sorted({line.product_id for payload, _ in placed for line in payload.items})
+    stock = await repository.lock_stock(uow.connection, product_ids)
+    available = {product_id: level.available for product_id, level in stock.items()}
+    reserved: dict[UUID, dict[UUID, int]] = {}
+    answers: list[Event] = []
+    for payload, event in placed:
+        if statuses.get(payload.order_id) is not OrderStatus.PENDING:
+            continue
+        wanted = {line.product_id: line.quantity for line in payload.items}
+        shortages = [
+            Shortage(product_id=product_id, requested=quantity, available=available[product_id])
+            for product_id, quantity in sorted(wanted.items())
+            if available[product_id] < quantity
+        ]
+        if shortages:
+            rejected = StockRejected(order_id=payload.order_id, shortages=shortages)
+            answers.append(Event.of(rejected, payload.order_id, caused_by=event))
+            continue
+        for product_id, quantity in wanted.items():
+            available[product_id] -= quantity
+        reserved[payload.order_id] = wanted
+        reservation = StockReserved(order_id=payload.order_id)
+        answers.append(Event.of(reservation, payload.order_id, caused_by=event))
+    if reserved:
+        await repository.reserve_orders(uow.connection, reserved)
+    return answers
 
 
 @inventory_handlers.on(OrderCancelled)

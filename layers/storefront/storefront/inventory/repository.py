@@ -63,12 +63,17 @@ async def add_reserved(connection: AsyncConnection, quantities: dict[UUID, int])
     await connection.execute(_change_reserved(quantities))
 
 
-async def reserve(connection: AsyncConnection, order_id: UUID, quantities: dict[UUID, int]) -> None:
-    """Reserve an order's quantities and record that it holds them, in one
-    statement (one round trip per order event counts: see README, Performance).
-    The stock rows must be locked."""
-    reservation = insert(stock_reservations).values(order_id=order_id).cte("reservation")
-    await connection.execute(_change_reserved(quantities).add_cte(reservation))
+async def reserve_orders(connection: AsyncConnection, orders: dict[UUID, dict[UUID, int]]) -> None:
+    """Reserve many orders' quantities and record that each holds them, in one
+    statement. The stock rows must be locked."""
+    total: dict[UUID, int] = {}
+    for quantities in orders.values():
+        for product_id, quantity in quantities.items():
+            total[product_id] = total.get(product_id, 0) + quantity
+    reservations = (
+        insert(stock_reservations).values([{"order_id": order_id} for order_id in orders])
+    ).cte("reservations")
+    await connection.execute(_change_reserved(total).add_cte(reservations))
 
 
 def _change_reserved(quantities: dict[UUID, int]) -> Update:

@@ -78,6 +78,20 @@ async def lock_order(connection: AsyncConnection, order_id: UUID) -> OrderStatus
     return None if status is None else OrderStatus(status)
 
 
+async def lock_orders(
+    connection: AsyncConnection, order_ids: Sequence[UUID]
+) -> dict[UUID, OrderStatus]:
+    """Lock many orders' rows at once, in id order (so two lockers of
+    overlapping orders cannot deadlock); their statuses, missing ones left out."""
+    rows = await connection.execute(
+        select(orders.c.id, orders.c.status)
+        .where(orders.c.id.in_(sorted(set(order_ids))))
+        .order_by(orders.c.id)
+        .with_for_update()
+    )
+    return {row.id: OrderStatus(row.status) for row in rows}
+
+
 async def list_orders(connection: AsyncConnection, query: OrderQuery) -> list[Order]:
     statement = select(orders).order_by(orders.c.id).limit(query.limit + 1)
     if query.after is not None:
