@@ -52,7 +52,7 @@ def empty_outbox(relay_function: ModuleType) -> None:
 
     async def empty() -> None:
         async with resources.engine.begin() as connection:
-            await connection.execute(text("TRUNCATE outbox"))
+            await connection.execute(text("TRUNCATE outbox, event_partitions, consumer_positions"))
         prefix = resources.settings.redis_key_prefix
         keys = [stream_key(prefix, p) for p in range(resources.settings.event_partitions)]
         await resources.redis.delete(*keys)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from storefront.events import repair
-from storefront.events.outbox import add_events
+from storefront.events.outbox import add_events, outbox
 from storefront.events.partitions import partition_of, stream_key
 from storefront.events.positions import entry_id, event_partitions
 from storefront.events.relay import relay_once
@@ -150,3 +150,23 @@ async def test_a_reader_whose_lease_expired_cannot_commit_over_the_next_one(
     assert taken.handled == 3
     assert late.handled == 0  # A's commit was fenced by B's position
     assert await pongs(resources) == [(AGGREGATE, seq) for seq in range(3)]
+
+
+async def test_events_deleted_from_the_outbox_by_hand_do_not_stall_the_relay(
+    resources: Resources, fast: Settings
+) -> None:
+    await write_pings(resources, fast, range(3))
+    await relay_once(resources.engine, resources.redis, fast)
+    await resources.redis.delete(stream(fast))
+    async with resources.engine.begin() as connection:
+        await connection.execute(outbox.delete())  # never done by the code: by hand
+    await write_pings(resources, fast, range(3, 5))
+
+    stats = await relay_once(resources.engine, resources.redis, fast)
+
+    # A marker at the old end, then the new events after it.
+    assert stats.relayed == 2
+    assert await stream_ids(resources, fast) == [entry_id(n) for n in (3, 4, 5)]
+    pinger = Pinger()
+    await consume(resources, fast, pinger, budget(10, pinger.attempted(2)))
+    assert [seq for _, seq in pinger.attempts] == [3, 4]

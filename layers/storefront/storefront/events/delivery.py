@@ -126,6 +126,8 @@ class Delivery:
 def route_entry(entry: Entry, registry: HandlerRegistry) -> Delivery | None:
     """The entry's delivery, or None when this group skips it; PoisonEntry when
     no retry can ever handle it."""
+    if b"missing" in entry.fields:
+        return None  # the relay's marker of events lost from the outbox (.repair)
     raw = entry.fields.get(b"envelope")
     if raw is None:
         raise PoisonEntry("the entry has no 'envelope' field")

@@ -106,6 +106,16 @@ async def repair(
             raise RuntimeError(f"stream {stream} moved to {moved} during its repair")
         republished += len(entries)
         start = entries[-1].sequence
+    if start < last_sequence:
+        # Rows some group had not settled are gone from the outbox: nothing
+        # can bring them back. Mark the stream's end, so the relay goes on.
+        logger.error(
+            "events lost from the outbox before every group settled them",
+            extra={"partition": partition, "range": f"{start + 1}..{last_sequence}"},
+        )
+        await append(
+            redis, stream, found if republished == 0 else start, [StreamEntry(last_sequence)]
+        )
     await connection.execute(
         update(event_partitions)
         .where(event_partitions.c.partition == partition)

@@ -51,7 +51,9 @@ if string.match(tail, '^%d+') ~= ARGV[1] then
   return tail
 end
 for i = 2, #ARGV, 4 do
-  if ARGV[i + 3] == '' then
+  if ARGV[i + 1] == '' then
+    redis.call('XADD', KEYS[1], ARGV[i], 'missing', '1')
+  elseif ARGV[i + 3] == '' then
     redis.call('XADD', KEYS[1], ARGV[i], 'envelope', ARGV[i + 1], 'outbox_id', ARGV[i + 2])
   else
     redis.call('XADD', KEYS[1], ARGV[i], 'envelope', ARGV[i + 1], 'outbox_id', ARGV[i + 2],
@@ -77,11 +79,16 @@ return tails
 
 @dataclass(frozen=True)
 class StreamEntry:
-    """An outbox row as its partition's stream carries it."""
+    """An outbox row as its partition's stream carries it.
+
+    With no envelope, a marker that events up to ``sequence`` are gone from the
+    outbox too (deleted by hand): consumers settle it and go on, and the stream
+    ends where PostgreSQL says again.
+    """
 
     sequence: int
-    outbox_id: int
-    envelope: str
+    outbox_id: int = 0
+    envelope: str = ""
     only_group: str | None = None
 
 

@@ -19,13 +19,24 @@ from storefront.orders.events import OrderConfirmed, OrderRejected
 order_handlers = HandlerRegistry("orders")
 
 
-@order_handlers.on(StockReserved)
-async def confirm_order(payload: StockReserved, event: Event, uow: UnitOfWork) -> Sequence[Event]:
-    order_id = payload.order_id
-    if await repository.lock_order(uow.connection, order_id) is not OrderStatus.PENDING:
-        return []
-    await repository.set_status(uow.connection, order_id, OrderStatus.CONFIRMED)
-    return [Event.of(OrderConfirmed(order_id=order_id), order_id, caused_by=event)]
+@order_handlers.on_run(StockReserved)
+async def confirm_orders(
+    reserved: Sequence[tuple[StockReserved, Event]], uow: UnitOfWork
+) -> Sequence[Event]:
+    """Confirm the orders whose stock was reserved and that are still pending:
+    a run of them with one locking statement and one update."""
+    statuses = await repository.lock_orders(uow.connection, [p.order_id for p, _ in reserved])
+    confirmed = [
+        (payload.order_id, event)
+        for payload, event in reserved
+        if statuses.get(payload.order_id) is OrderStatus.PENDING
+    ]
+    if confirmed:
+        await repository.confirm_orders(uow.connection, [order_id for order_id, _ in confirmed])
+    return [
+        Event.of(OrderConfirmed(order_id=order_id), order_id, caused_by=event)
+        for order_id, event in confirmed
+    ]
 
 
 @order_handlers.on(StockRejected)

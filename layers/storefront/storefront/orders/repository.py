@@ -114,6 +114,15 @@ async def set_status(
     )
 
 
+async def confirm_orders(connection: AsyncConnection, order_ids: Sequence[UUID]) -> None:
+    """Mark many locked orders CONFIRMED in one statement."""
+    await connection.execute(
+        update(orders)
+        .where(orders.c.id.in_(list(order_ids)))
+        .values(status=OrderStatus.CONFIRMED.value, updated_at=func.now())
+    )
+
+
 async def _with_items(connection: AsyncConnection, rows: Sequence[object]) -> list[Order]:
     ids = [row["id"] for row in rows]  # type: ignore[index]
     items: dict[UUID, list[OrderItem]] = {order_id: [] for order_id in ids}
