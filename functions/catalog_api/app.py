@@ -1,6 +1,6 @@
-"""Catalog API function: API Gateway HTTP API -> Mangum -> FastAPI."""
+"""Catalog API function: API Gateway HTTP API -> products, categories, product views."""
 
-from storefront.catalog.api import create_catalog_app
 from storefront.web.lambda_handler import api_handler
+from storefront.wiring import catalog_app
 
-handler = api_handler(create_catalog_app())
+handler = api_handler(catalog_app())

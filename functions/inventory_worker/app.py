@@ -1,7 +1,6 @@
 """Inventory worker: reserves and releases stock as order events arrive."""
 
-from storefront.events.worker import worker_job
-from storefront.inventory.handlers import inventory_handlers
 from storefront.scheduled_handler import scheduled_handler
+from storefront.wiring import worker
 
-handler = scheduled_handler(worker_job(inventory_handlers))
+handler = scheduled_handler(worker("inventory"))

@@ -1,6 +1,6 @@
-"""Orders API function: API Gateway HTTP API -> Mangum -> FastAPI."""
+"""Orders API function: API Gateway HTTP API -> orders, stock, event admin routes."""
 
-from storefront.orders.api import create_orders_app
 from storefront.web.lambda_handler import api_handler
+from storefront.wiring import orders_app
 
-handler = api_handler(create_orders_app())
+handler = api_handler(orders_app())

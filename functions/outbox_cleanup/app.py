@@ -1,6 +1,6 @@
-"""Outbox cleanup function: EventBridge schedule -> retention of outbox, inbox, streams."""
+"""Outbox cleanup function: EventBridge schedule -> settled outbox rows and stream entries go."""
 
-from storefront.events.cleanup import cleanup_job
 from storefront.scheduled_handler import scheduled_handler
+from storefront.wiring import cleanup
 
-handler = scheduled_handler(cleanup_job())
+handler = scheduled_handler(cleanup())

@@ -1,6 +1,6 @@
-"""Reports API function: API Gateway HTTP API -> Mangum -> FastAPI."""
+"""Reports API function: API Gateway HTTP API -> reports (built by the report worker)."""
 
-from storefront.reports.api import create_reports_app
 from storefront.web.lambda_handler import api_handler
+from storefront.wiring import reports_app
 
-handler = api_handler(create_reports_app())
+handler = api_handler(reports_app())

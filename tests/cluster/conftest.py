@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from storefront.catalog.api import create_catalog_app
-from storefront.orders.api import create_orders_app
+from storefront import wiring
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront_dev.embedded import redis_server_binary
@@ -67,9 +66,9 @@ async def resources(settings: Settings) -> AsyncIterator[Resources]:
 
 @pytest.fixture(scope="session")
 def app(resources: Resources) -> FastAPI:
-    return create_catalog_app(lambda: resources)
+    return wiring.catalog_app(lambda: resources)
 
 
 @pytest.fixture(scope="session")
 def orders_app(resources: Resources) -> FastAPI:
-    return create_orders_app(lambda: resources)
+    return wiring.orders_app(lambda: resources)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import cast
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from storefront import runtime
 from tests.functions.conftest import Invoke, load_event
@@ -80,8 +82,9 @@ def test_warm_invocations_reuse_loop_engine_and_redis(invoke_catalog: Invoke) ->
     assert resources.engine is engine
     assert resources.redis is redis
     # a pool sized for one request at a time, kept warm between invocations
-    assert engine.pool.checkedout() == 0
-    assert engine.pool.checkedin() >= 1
+    pool = cast(QueuePool, engine.pool)
+    assert pool.checkedout() == 0
+    assert pool.checkedin() >= 1
 
 
 def test_handler_never_calls_asyncio_run(

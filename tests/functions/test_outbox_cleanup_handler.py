@@ -12,9 +12,9 @@ from sqlalchemy import Interval, cast, delete, func, insert, literal, select, up
 
 from storefront import runtime
 from storefront.events.envelope import Event, Payload
-from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.outbox import add_events, outbox
 from storefront.events.positions import consumer_positions
+from storefront.wiring import CONSUMER_GROUPS
 from tests.functions.conftest import FakeLambdaContext, load_event, load_function
 
 # A sequence above any this suite's relay reaches: rows at or below it are settled.

@@ -7,16 +7,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.pool import QueuePool
 
 from storefront import runtime
 from storefront.events.envelope import Event, Payload
 from storefront.events.outbox import add_events, outbox
 from storefront.events.partitions import stream_key
 from tests.functions.conftest import FakeLambdaContext, load_event, load_function
+from tests.integration.streams import StreamEntries
 
 
 class RelayProbed(Payload):
@@ -77,7 +79,8 @@ def streamed_event_ids() -> set[str]:
     async def read() -> set[str]:
         ids: set[str] = set()
         for partition in range(resources.settings.event_partitions):
-            for _, fields in await resources.redis.xrange(stream_key(prefix, partition)):
+            entries = await resources.redis.xrange(stream_key(prefix, partition))
+            for _, fields in cast(StreamEntries, entries):
                 ids.add(str(Event.model_validate_json(fields[b"envelope"]).event_id))
         return ids
 
@@ -118,7 +121,7 @@ def test_two_scheduled_invocations_relay_on_one_loop(relay_function: ModuleType)
     assert not loop.is_closed()
     assert runtime.container_resources() is resources
     assert (resources.engine, resources.redis) == (engine, redis)
-    assert engine.pool.checkedout() == 0
+    assert cast(QueuePool, engine.pool).checkedout() == 0
 
 
 @pytest.mark.usefixtures("empty_outbox")

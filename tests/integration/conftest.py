@@ -11,14 +11,13 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storefront.catalog.api import create_catalog_app
-from storefront.orders.api import create_orders_app
+from storefront import wiring
 from storefront.resources import Resources
 
 
 @pytest.fixture(scope="session")
 def app(resources: Resources) -> FastAPI:
-    return create_catalog_app(lambda: resources)
+    return wiring.catalog_app(lambda: resources)
 
 
 @asynccontextmanager
@@ -42,7 +41,7 @@ async def client(app: FastAPI, admin_headers: dict[str, str]) -> AsyncIterator[h
 
 @pytest.fixture(scope="session")
 def orders_app(resources: Resources) -> FastAPI:
-    return create_orders_app(lambda: resources)
+    return wiring.orders_app(lambda: resources)
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from storefront.adapters.database import UnitOfWork
+from storefront.adapters.redis import RedisClient
 from storefront.events.consumer import ConsumerStats, run_consumer
 from storefront.events.envelope import Event, Payload
 from storefront.events.handlers import HandlerRegistry
@@ -109,7 +109,7 @@ async def pongs(resources: Resources) -> list[tuple[str, int]]:
     ]
 
 
-async def pending(redis: Redis, settings: Settings, group: str = GROUP) -> int:
+async def pending(redis: RedisClient, settings: Settings, group: str = GROUP) -> int:
     total = 0
     for partition in range(settings.event_partitions):
         summary = await redis.xpending(stream_key(settings.redis_key_prefix, partition), group)

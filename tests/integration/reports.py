@@ -13,11 +13,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import insert, text
 
+from storefront import wiring
 from storefront.adapters.object_store import ObjectStore, S3ObjectStore, s3_client
 from storefront.events.consumer import run_consumer
 from storefront.events.relay import relay_once
 from storefront.orders.tables import order_items, orders
-from storefront.reports.api import create_reports_app
 from storefront.reports.handlers import report_handlers
 from storefront.resources import Resources
 from storefront.settings import Settings
@@ -50,7 +50,7 @@ async def reports_resources(settings: Settings, s3: EmbeddedS3) -> AsyncIterator
 
 @pytest.fixture(scope="session")
 def reports_app(reports_resources: Resources) -> FastAPI:
-    return create_reports_app(lambda: reports_resources)
+    return wiring.reports_app(lambda: reports_resources)
 
 
 @pytest.fixture
@@ -81,6 +81,7 @@ async def run_worker(
     settings = resources.settings
     await relay_once(resources.engine, resources.redis, settings)
     registry = report_handlers(lambda: resources, store_for or S3ObjectStore.from_settings)
+    registry = registry.for_group("reports")
     await run_consumer(registry, resources.engine, resources.redis, settings, deadline(0.3))
 
 

@@ -7,15 +7,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storefront.adapters.redis import RedisClient
 from storefront.events.envelope import Event
 from storefront.events.outbox import outbox
 from storefront.events.partitions import partition_of, stream_key
 from storefront.events.positions import sequence_of
 from storefront.settings import Settings
+
+# An XRANGE reply, decode_responses off: redis-py types ids and fields loosely
+# (bytes or str, maybe None), so the tests cast to what Redis sends.
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 def fast_settings(settings: Settings, **changes: Any) -> Settings:
@@ -57,7 +61,7 @@ def stream_of(settings: Settings, aggregate_id: str) -> str:
     )
 
 
-async def publish(redis: Redis, settings: Settings, event: Event) -> str:
+async def publish(redis: RedisClient, settings: Settings, event: Event) -> str:
     """What the relay does with one event: XADD its envelope to its partition's
     stream, as the partition's next sequence number."""
     return await append_entry(
@@ -65,7 +69,7 @@ async def publish(redis: Redis, settings: Settings, event: Event) -> str:
     )
 
 
-async def append_entry(redis: Redis, stream: str, fields: dict[str, str]) -> str:
+async def append_entry(redis: RedisClient, stream: str, fields: dict[str, str]) -> str:
     """XADD any fields (poison too) as the stream's next sequence number."""
     (tail,) = await redis.register_script(_TAIL)(keys=[stream], args=[])
     entry_id = await redis.xadd(stream, fields, id=f"{sequence_of(tail.decode()) + 1}-0")  # type: ignore[arg-type]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
+from storefront import wiring
 from storefront.adapters.cache import Cache, CacheOutcome
 from storefront.adapters.circuit_breaker import CircuitBreaker
-from storefront.catalog.api import create_catalog_app
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront_dev.embedded import EmbeddedRedis, start_redis
@@ -110,7 +111,7 @@ async def fragile_client(
             update={"redis_url": own_redis.url, "cache_breaker_cooldown_seconds": 0.2}
         )
     )
-    async with asgi_client(create_catalog_app(lambda: fragile), admin_headers) as client:
+    async with asgi_client(wiring.catalog_app(lambda: fragile), admin_headers) as client:
         yield client, fragile
     await fragile.close()
 
@@ -150,7 +151,7 @@ async def test_open_breaker_skips_redis_entirely(
     calls = 0
     original = fragile.redis.execute_command
 
-    async def counting(*args: object, **kwargs: object) -> object:
+    async def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         return await original(*args, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import pytest
 from sqlalchemy import select, text
@@ -18,7 +18,7 @@ from storefront.events.partitions import partition_of, stream_key
 from storefront.events.positions import consumer_positions, entry_id
 from storefront.resources import Resources
 from storefront.settings import Settings
-from tests.integration.streams import fast_settings
+from tests.integration.streams import StreamEntries, fast_settings
 
 
 class Tick(Payload):
@@ -110,8 +110,11 @@ class Stream:
     ids: list[str]
 
     async def read(self, group: str, count: int, last_id: str = ">") -> list[str]:
-        reply = await self.resources.redis.xreadgroup(
-            group, f"{group}-holder", {self.key: last_id}, count=count
+        reply = cast(
+            list[tuple[bytes, StreamEntries]],
+            await self.resources.redis.xreadgroup(
+                group, f"{group}-holder", {self.key: last_id}, count=count
+            ),
         )
         return [entry_id.decode() for _, entries in reply for entry_id, _ in entries]
 
@@ -119,7 +122,7 @@ class Stream:
         await self.resources.redis.xack(self.key, group, *ids)
 
     async def remaining(self) -> list[str]:
-        entries = await self.resources.redis.xrange(self.key)
+        entries = cast(StreamEntries, await self.resources.redis.xrange(self.key))
         return [entry_id.decode() for entry_id, _ in entries]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
@@ -226,7 +226,7 @@ class CountingRedis(Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         self.commands.append(args)
-        return await super().execute_command(*args, **options)
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 async def test_an_idle_consumer_blocks_instead_of_polling(
@@ -234,8 +234,8 @@ async def test_an_idle_consumer_blocks_instead_of_polling(
 ) -> None:
     idle = fast_settings(settings, worker_block_ms=200)
     assert idle.redis_url is not None
-    redis = CountingRedis.from_url(idle.redis_url)
-    reader = CountingRedis.from_url(idle.redis_url, socket_timeout=5)
+    redis = cast(CountingRedis, CountingRedis.from_url(idle.redis_url))
+    reader = cast(CountingRedis, CountingRedis.from_url(idle.redis_url, socket_timeout=5))
     redis.commands, reader.commands = [], []
 
     stats = await run_consumer(

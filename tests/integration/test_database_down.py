@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from storefront.catalog.api import create_catalog_app
+from storefront import wiring
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront_dev.embedded import free_port
@@ -22,7 +22,7 @@ async def client_without_database(
     resources = Resources.from_settings(
         settings.model_copy(update={"database_url": nowhere, "database_connect_timeout": 1.0})
     )
-    async with asgi_client(create_catalog_app(lambda: resources), admin_headers) as client:
+    async with asgi_client(wiring.catalog_app(lambda: resources), admin_headers) as client:
         yield client
     await resources.close()
 

@@ -11,12 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from storefront import wiring
 from storefront.adapters.database import UnitOfWork
 from storefront.events.api import router as events_router
 from storefront.events.consumer import run_consumer
 from storefront.events.dead_letters import count_dead_letters, list_dead_letters
 from storefront.events.envelope import Event, Payload
-from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.handlers import HandlerRegistry
 from storefront.events.outbox import add_events, outbox
 from storefront.events.positions import sequence_of
@@ -48,6 +48,7 @@ async def admin(
     resources: Resources, admin_headers: dict[str, str]
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_api("t", [events_router], lambda: resources)
+    app.state.consumer_groups = wiring.CONSUMER_GROUPS
     async with asgi_client(app, admin_headers) as client:
         yield client
 
@@ -87,7 +88,7 @@ async def test_status_shows_groups_outbox_and_dead_letters(
     assert response.status_code == 200, response.text
     body = response.json()
     groups = {group["group"]: group for group in body["groups"]}
-    assert set(groups) == {GROUP, *CONSUMER_GROUPS}
+    assert set(groups) == {GROUP, *wiring.CONSUMER_GROUPS}
     assert (groups[GROUP]["lag"], groups[GROUP]["pending"]) == (0, 0)
     # A worker that never ran has every entry still to read: Nudge and the poison.
     assert groups["orders"]["lag"] == 2

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from storefront.catalog.api import create_catalog_app
+from storefront import wiring
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront.web.app import create_api
@@ -49,7 +49,7 @@ def failing_router() -> APIRouter:
 async def client(
     hardened: Resources, failing_router: APIRouter, admin_headers: dict[str, str]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_catalog_app(lambda: hardened)
+    app = wiring.catalog_app(lambda: hardened)
     app.include_router(failing_router)
     async with asgi_client(app, admin_headers) as client:
         yield client

@@ -129,7 +129,7 @@ async def test_cleanup_removes_expired_keys_only(resources: Resources) -> None:
             )
         )
 
-    stats = await run_cleanup(resources.engine, resources.redis, resources.settings)
+    stats = await run_cleanup(resources.engine, resources.redis, resources.settings, groups=())
 
     assert stats.idempotency_keys_deleted == 1
     async with resources.engine.connect() as connection:

@@ -10,15 +10,18 @@ from collections.abc import Callable
 import httpx
 from sqlalchemy import text
 
+from storefront import wiring
 from storefront.events.consumer import run_consumer
 from storefront.events.partitions import stream_key
 from storefront.events.relay import relay_once
 from storefront.events.status import group_statuses
-from storefront.inventory.handlers import inventory_handlers
-from storefront.orders.handlers import order_handlers
 from storefront.resources import Resources
 from storefront.settings import Settings
 from tests.integration.conftest import create_product
+
+# The saga's two groups, as the composition root builds their workers.
+INVENTORY = wiring.WORKERS["inventory"]().for_group("inventory")
+ORDERS = wiring.WORKERS["orders"]().for_group("orders")
 
 
 def budget(seconds: float) -> Callable[[], int]:
@@ -36,7 +39,7 @@ async def run_saga(resources: Resources, rounds: int = 2) -> None:
     to do (a slow machine may need more rounds; the outcome must not)."""
     settings = quick(resources.settings)
     for round_number in range(20):
-        for registry in (inventory_handlers, order_handlers):
+        for registry in (INVENTORY, ORDERS):
             await relay_once(resources.engine, resources.redis, settings)
             await run_consumer(registry, resources.engine, resources.redis, settings, budget(0.3))
         if round_number + 1 >= rounds and await settled(resources):
@@ -50,7 +53,7 @@ async def settled(resources: Resources) -> bool:
             text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         )
     statuses = await group_statuses(
-        resources.redis, resources.settings, [inventory_handlers.consumer, order_handlers.consumer]
+        resources.redis, resources.settings, [INVENTORY.consumer, ORDERS.consumer]
     )
     return unpublished == 0 and all(s.lag == 0 and s.pending == 0 for s in statuses)
 
@@ -174,16 +177,14 @@ async def test_the_same_event_delivered_twice_changes_stock_once(
     await place(orders_client, (mug, 2))
     settings = quick(resources.settings)
     await relay_once(resources.engine, resources.redis, settings)
-    await run_consumer(inventory_handlers, resources.engine, resources.redis, settings, budget(0.5))
+    await run_consumer(INVENTORY, resources.engine, resources.redis, settings, budget(0.5))
     # Deliver every entry a second time, as after a failover to a replica
     # that had not seen the group's acknowledgements.
     for partition in range(settings.event_partitions):
         key = stream_key(settings.redis_key_prefix, partition)
         await resources.redis.xgroup_setid(key, "inventory", "0")
 
-    stats = await run_consumer(
-        inventory_handlers, resources.engine, resources.redis, settings, budget(0.5)
-    )
+    stats = await run_consumer(INVENTORY, resources.engine, resources.redis, settings, budget(0.5))
 
     stock = (await orders_client.get(f"/products/{mug}/stock")).json()
     assert stock["reserved"] == 2
@@ -212,7 +213,7 @@ async def test_concurrent_orders_and_cancels_keep_stock_consistent(
     assert stock["reserved"] == confirmed, "reserved = the confirmed quantities"
 
 
-async def test_an_order_cancelled_before_reservation_reserves_nothing(
+async def test_an_order_cancelled_before_reservation_ends_holding_nothing(
     client: httpx.AsyncClient, orders_client: httpx.AsyncClient, resources: Resources
 ) -> None:
     mug = await stocked_product(client, orders_client, on_hand=5)
@@ -223,4 +224,12 @@ async def test_an_order_cancelled_before_reservation_reserves_nothing(
 
     stock = (await orders_client.get(f"/products/{mug}/stock")).json()
     assert stock["reserved"] == 0
-    assert await events_of(resources, order_id) == ["OrderPlaced", "OrderCancelled"]
+    assert (await orders_client.get(f"/orders/{order_id}")).json()["status"] == "CANCELLED"
+    # Inventory reads no order: it reserves on OrderPlaced and releases on the
+    # OrderCancelled behind it; the order stays cancelled.
+    assert await events_of(resources, order_id) == [
+        "OrderPlaced",
+        "OrderCancelled",
+        "StockReserved",
+        "StockReleased",
+    ]

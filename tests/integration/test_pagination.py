@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 from sqlalchemy import text
 
@@ -14,7 +16,7 @@ async def walk(client: httpx.AsyncClient, limit: int, between_pages: object = No
     seen: list[str] = []
     cursor = None
     while True:
-        params: dict[str, object] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        params: Mapping[str, str | int] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
         page = (await client.get("/products", params=params)).json()
         seen += [item["id"] for item in page["items"]]
         cursor = page["next_cursor"]
@@ -81,6 +83,7 @@ async def test_a_page_deep_in_100k_rows_uses_the_index(
     statement = next(sql for sql in queries.statements if "FROM products" in sql)
     async with resources.engine.connect() as connection:
         raw = await connection.get_raw_connection()
+        assert raw.driver_connection is not None
         plan = "\n".join(
             row[0]
             for row in await raw.driver_connection.fetch(

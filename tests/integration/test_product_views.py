@@ -11,10 +11,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from storefront import wiring
 from storefront.analytics import counters, flush, repository
 from storefront.analytics.counters import ViewKeys
 from storefront.analytics.flush import flush_views
-from storefront.catalog.api import create_catalog_app
 from storefront.ids import new_id
 from storefront.resources import Resources
 from storefront.settings import Settings
@@ -163,7 +163,7 @@ async def test_with_redis_down_views_are_accepted_and_popular_reads_postgres(
 ) -> None:
     fragile = Resources.from_settings(settings.model_copy(update={"redis_url": own_redis.url}))
     try:
-        async with asgi_client(create_catalog_app(lambda: fragile)) as anonymous:
+        async with asgi_client(wiring.catalog_app(lambda: fragile)) as anonymous:
             mug, tea = await products(client, 2)
             for product_id in (tea, tea, mug):
                 await anonymous.post(f"/products/{product_id}/views")

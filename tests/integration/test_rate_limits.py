@@ -12,9 +12,8 @@ from fastapi import FastAPI
 from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from storefront.catalog.api import create_catalog_app
+from storefront import wiring
 from storefront.observability import metrics
-from storefront.orders.api import create_orders_app
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront.web.rate_limits import FAIL_OPEN_METRIC, RateLimiter, RouteClass, caller_digest
@@ -52,12 +51,12 @@ async def limited(settings: Settings) -> AsyncIterator[Resources]:
 
 @pytest.fixture
 def catalog(limited: Resources) -> FastAPI:
-    return create_catalog_app(lambda: limited)
+    return wiring.catalog_app(lambda: limited)
 
 
 @pytest.fixture
 def orders(limited: Resources) -> FastAPI:
-    return create_orders_app(lambda: limited)
+    return wiring.orders_app(lambda: limited)
 
 
 async def test_the_limit_answers_429_with_retry_after_and_ratelimit_headers(
@@ -162,7 +161,7 @@ async def test_requests_pass_and_are_counted_when_redis_is_down(
             }
         )
     )
-    app = create_catalog_app(lambda: fragile)
+    app = wiring.catalog_app(lambda: fragile)
     try:
         async with caller(app, subject="dave") as dave:
             assert (await dave.get("/products")).headers["ratelimit-remaining"] == "2"
@@ -184,6 +183,7 @@ async def test_the_limiter_and_limits_read_the_same_windows(limited: Resources) 
     settings = limited.settings
     limiter = RateLimiter(limited.redis, settings)
     scheme = "async+redis+cluster" if settings.redis_cluster else "async+redis"
+    assert settings.redis_url is not None
     url = settings.redis_url.split("://", 1)[1]
     storage_type = RedisClusterStorage if settings.redis_cluster else RedisStorage
     reference = SlidingWindowCounterRateLimiter(

@@ -10,16 +10,15 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, cast
 
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from storefront.adapters.database import asyncpg_url, create_engine
-from storefront.adapters.redis import create_redis
+from storefront.adapters.redis import RedisClient, create_redis
 from storefront.events.envelope import Event, Payload
 from storefront.events.outbox import add_events, outbox
 from storefront.events.partitions import partition_of, stream_key
@@ -28,6 +27,7 @@ from storefront.events.relay_loop import run_relay
 from storefront.observability import metrics
 from storefront.resources import Resources
 from storefront.settings import Settings
+from tests.integration.streams import StreamEntries
 
 
 class TestHappened(Payload):
@@ -51,7 +51,7 @@ def engine(resources: Resources) -> AsyncEngine:
 
 
 @pytest.fixture
-def redis(resources: Resources) -> Redis:
+def redis(resources: Resources) -> RedisClient:
     return resources.redis
 
 
@@ -72,11 +72,13 @@ def same_partition(count: int, partitions: int) -> list[str]:
     return [first, *[c for c in candidates if partition_of(c, partitions) == wanted][: count - 1]]
 
 
-async def streamed(redis: Redis, settings: Settings) -> dict[int, list[tuple[int, Event]]]:
+async def streamed(redis: RedisClient, settings: Settings) -> dict[int, list[tuple[int, Event]]]:
     """Every partition stream's entries as (outbox id, event), in stream order."""
     streams: dict[int, list[tuple[int, Event]]] = {}
     for partition in range(settings.event_partitions):
-        entries = await redis.xrange(stream_key(settings.redis_key_prefix, partition))
+        entries = cast(
+            StreamEntries, await redis.xrange(stream_key(settings.redis_key_prefix, partition))
+        )
         streams[partition] = [
             (int(fields[b"outbox_id"]), Event.model_validate_json(fields[b"envelope"]))
             for _, fields in entries
@@ -108,7 +110,7 @@ async def outbox_ids(engine: AsyncEngine) -> dict[str, int]:
 
 
 async def test_relays_every_row_once_in_id_order_to_its_partition_stream(
-    engine: AsyncEngine, redis: Redis, settings: Settings
+    engine: AsyncEngine, redis: RedisClient, settings: Settings
 ) -> None:
     events = [happened(f"order-{n % 10}", n // 10) for n in range(40)]
     for chunk in range(0, 40, 8):
@@ -130,7 +132,7 @@ async def test_relays_every_row_once_in_id_order_to_its_partition_stream(
             assert ids[str(event.event_id)] == row_id
     # the envelope travels exactly as the outbox row holds it: PostgreSQL's
     # text of the JSONB, never decoded and re-encoded on the way
-    raw = await redis.xrange(stream_key(settings.redis_key_prefix, 0), count=1)
+    raw = cast(StreamEntries, await redis.xrange(stream_key(settings.redis_key_prefix, 0), count=1))
     fields = raw[0][1]
     async with engine.connect() as connection:
         stored = await connection.scalar(
@@ -141,7 +143,7 @@ async def test_relays_every_row_once_in_id_order_to_its_partition_stream(
 
 
 async def test_many_aggregates_keep_their_order_through_small_batches(
-    engine: AsyncEngine, redis: Redis, settings: Settings
+    engine: AsyncEngine, redis: RedisClient, settings: Settings
 ) -> None:
     small = settings.model_copy(update={"relay_batch_size": 3, "event_partitions": 4})
     aggregates = [f"cart-{n}" for n in range(7)]
@@ -159,7 +161,7 @@ async def test_many_aggregates_keep_their_order_through_small_batches(
 
 
 async def test_a_lower_id_that_commits_last_is_relayed_too(
-    engine: AsyncEngine, redis: Redis, settings: Settings
+    engine: AsyncEngine, redis: RedisClient, settings: Settings
 ) -> None:
     slow_id, fast_id = same_partition(2, settings.event_partitions)
     slow, fast = happened(slow_id, 0), happened(fast_id, 0)
@@ -183,7 +185,7 @@ async def test_a_lower_id_that_commits_last_is_relayed_too(
 
 
 async def test_a_crash_between_xadd_and_commit_is_adopted_not_appended_twice(
-    engine: AsyncEngine, redis: Redis, settings: Settings
+    engine: AsyncEngine, redis: RedisClient, settings: Settings
 ) -> None:
     events = [happened(f"order-{n % 3}", n // 3) for n in range(9)]
     await write(engine, settings, events)
@@ -213,7 +215,7 @@ async def test_a_crash_between_xadd_and_commit_is_adopted_not_appended_twice(
 
 
 async def test_a_partition_held_by_one_relay_is_skipped_by_another(
-    engine: AsyncEngine, redis: Redis, settings: Settings
+    engine: AsyncEngine, redis: RedisClient, settings: Settings
 ) -> None:
     aggregates = same_partition(3, settings.event_partitions)
     partition = partition_of(aggregates[0], settings.event_partitions)
@@ -303,7 +305,7 @@ async def test_concurrent_writers_and_relays_keep_commit_order_exactly_once(
 
 
 async def test_loop_mode_wakes_on_notify_and_returns_when_the_budget_ends(
-    engine: AsyncEngine, redis: Redis, settings: Settings
+    engine: AsyncEngine, redis: RedisClient, settings: Settings
 ) -> None:
     # A 30 s poll in a 3 s budget: only the NOTIFY can get the row relayed in time.
     looping = settings.model_copy(
@@ -332,7 +334,7 @@ async def test_loop_mode_wakes_on_notify_and_returns_when_the_budget_ends(
 
 
 async def test_single_mode_makes_one_pass_through_full_batches(
-    engine: AsyncEngine, redis: Redis, settings: Settings
+    engine: AsyncEngine, redis: RedisClient, settings: Settings
 ) -> None:
     single = settings.model_copy(update={"relay_mode": "single", "relay_batch_size": 2})
     await write(engine, single, [happened("order-1", seq) for seq in range(5)])
@@ -350,7 +352,7 @@ async def test_single_mode_makes_one_pass_through_full_batches(
 
 
 async def test_invocation_metrics_include_the_oldest_unpublished_age(
-    engine: AsyncEngine, redis: Redis, settings: Settings
+    engine: AsyncEngine, redis: RedisClient, settings: Settings
 ) -> None:
     single = settings.model_copy(update={"relay_mode": "single"})
     await write(engine, single, [happened("order-1", 0), happened("order-2", 0)])
@@ -377,12 +379,12 @@ async def test_invocation_metrics_include_the_oldest_unpublished_age(
 
 
 async def _run_and_collect(
-    engine: AsyncEngine, redis: Redis, settings: Settings
+    engine: AsyncEngine, redis: RedisClient, settings: Settings
 ) -> dict[str, float]:
     metrics.clear_metrics()
     async with asyncio.timeout(30):  # a hang guard, not a speed check
         await run_relay(engine, redis, settings, lambda: 60_000)
-    emf = metrics.serialize_metric_set()
+    emf: Mapping[str, Any] = metrics.serialize_metric_set()
     metrics.clear_metrics()
     names = [m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
     values = {name: emf[name] if isinstance(emf[name], list) else [emf[name]] for name in names}

@@ -9,11 +9,12 @@ every event once, in order.
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
+from redis.typing import EncodableT, FieldT
 from sqlalchemy import select
 
-from storefront.events import repair
 from storefront.events.outbox import add_events, outbox
 from storefront.events.partitions import partition_of, stream_key
 from storefront.events.positions import entry_id, event_partitions
@@ -22,7 +23,7 @@ from storefront.events.status import event_status
 from storefront.resources import Resources
 from storefront.settings import Settings
 from tests.integration.pinger import GROUP, Pinger, consume, ping, pongs
-from tests.integration.streams import budget, fast_settings
+from tests.integration.streams import StreamEntries, budget, fast_settings
 
 AGGREGATE = "agg-repair"
 
@@ -31,12 +32,6 @@ AGGREGATE = "agg-repair"
 def fast(settings: Settings) -> Settings:
     # Three entries a read: a consumer can settle part of a stream.
     return fast_settings(settings, worker_batch_size=3)
-
-
-@pytest.fixture
-def only_the_test_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The deployment's groups are the test group alone, as repair sees them."""
-    monkeypatch.setattr(repair, "CONSUMER_GROUPS", (GROUP,))
 
 
 async def write_pings(resources: Resources, settings: Settings, seqs: range) -> None:
@@ -51,7 +46,7 @@ def stream(settings: Settings) -> str:
 
 
 async def stream_ids(resources: Resources, settings: Settings) -> list[str]:
-    entries = await resources.redis.xrange(stream(settings))
+    entries = cast(StreamEntries, await resources.redis.xrange(stream(settings)))
     return [raw.decode() for raw, _ in entries]
 
 
@@ -63,7 +58,7 @@ async def repairs_recorded(resources: Resources) -> int:
 
 
 async def test_a_stream_that_lost_everything_is_republished_from_what_is_unsettled(
-    resources: Resources, fast: Settings, only_the_test_group: None
+    resources: Resources, fast: Settings
 ) -> None:
     await write_pings(resources, fast, range(6))
     await relay_once(resources.engine, resources.redis, fast)
@@ -72,7 +67,8 @@ async def test_a_stream_that_lost_everything_is_republished_from_what_is_unsettl
     assert len(pinger.attempts) == 3
     await resources.redis.delete(stream(fast))  # FLUSHALL, or a restart without persistence
 
-    stats = await relay_once(resources.engine, resources.redis, fast)
+    # The deployment's groups are the test group alone.
+    stats = await relay_once(resources.engine, resources.redis, fast, groups=[GROUP])
 
     # Detected with no new event in the partition, and only the unsettled half sent.
     assert stats.repairs.repaired_partitions == [partition_of(AGGREGATE, fast.event_partitions)]
@@ -97,7 +93,10 @@ async def test_a_stream_cut_back_by_a_failover_gets_its_suffix_again_before_new_
     await write_pings(resources, fast, range(6))
     await relay_once(resources.engine, resources.redis, fast)
     # The promoted replica had the first three entries only.
-    kept = await resources.redis.xrange(stream(fast), count=3)
+    kept = cast(
+        list[tuple[bytes, dict[FieldT, EncodableT]]],
+        await resources.redis.xrange(stream(fast), count=3),
+    )
     await resources.redis.delete(stream(fast))
     for raw_id, fields in kept:
         await resources.redis.xadd(stream(fast), fields, id=raw_id)

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from storefront.catalog.api import create_catalog_app
+from storefront import wiring
 from storefront.catalog.domain import NewProduct
-from storefront.orders.api import create_orders_app
-from storefront.reports.api import create_reports_app
+from storefront.resources import Resources
 from storefront.web.problems import PROBLEM_JSON, PROBLEM_SCHEMA
 
-APPS = [create_catalog_app, create_orders_app, create_reports_app]
+APPS = [wiring.catalog_app, wiring.orders_app, wiring.reports_app]
 
 
 def operations(create_app: Callable[..., FastAPI]) -> dict[str, dict[str, Any]]:
@@ -34,21 +33,21 @@ def responses(create_app: Callable[..., FastAPI], operation: str) -> set[str]:
 
 
 def test_routes_that_need_a_token_declare_401_and_admin_routes_403() -> None:
-    assert {"401", "403"} <= responses(create_catalog_app, "POST /products")
-    assert {"401", "403"} <= responses(create_orders_app, "GET /admin/events")
-    assert {"401", "403"} <= responses(create_orders_app, "PUT /products/{product_id}/stock")
-    assert "401" in responses(create_orders_app, "POST /orders")
-    assert "403" not in responses(create_orders_app, "POST /orders")
-    for operation in operations(create_reports_app):
-        assert {"401", "403"} <= responses(create_reports_app, operation)
+    assert {"401", "403"} <= responses(wiring.catalog_app, "POST /products")
+    assert {"401", "403"} <= responses(wiring.orders_app, "GET /admin/events")
+    assert {"401", "403"} <= responses(wiring.orders_app, "PUT /products/{product_id}/stock")
+    assert "401" in responses(wiring.orders_app, "POST /orders")
+    assert "403" not in responses(wiring.orders_app, "POST /orders")
+    for operation in operations(wiring.reports_app):
+        assert {"401", "403"} <= responses(wiring.reports_app, operation)
 
 
 def test_a_bad_token_is_declared_even_where_none_is_needed() -> None:
     # The rate limiter verifies any token it is sent.
-    assert "401" in responses(create_catalog_app, "GET /products")
-    assert "403" not in responses(create_catalog_app, "GET /products")
+    assert "401" in responses(wiring.catalog_app, "GET /products")
+    assert "403" not in responses(wiring.catalog_app, "GET /products")
     # /health is not metered and reads no token.
-    assert not {"401", "403"} & responses(create_catalog_app, "GET /health")
+    assert not {"401", "403"} & responses(wiring.catalog_app, "GET /health")
 
 
 @pytest.mark.parametrize("create_app", APPS)
@@ -63,16 +62,17 @@ def test_every_problem_answer_declares_the_problem_shape(
 
 
 def test_a_202_without_a_body_declares_none() -> None:
-    accepted = operations(create_catalog_app)["POST /products/{product_id}/views"]
+    accepted = operations(wiring.catalog_app)["POST /products/{product_id}/views"]
     assert "content" not in accepted["responses"]["202"]
 
 
 def test_deleting_a_product_declares_the_conflict() -> None:
-    assert "409" in responses(create_catalog_app, "DELETE /products/{product_id}")
+    assert "409" in responses(wiring.catalog_app, "DELETE /products/{product_id}")
 
 
 def test_the_price_is_declared_as_the_decimal_string_the_api_accepts() -> None:
-    schema = create_catalog_app(lambda: None).openapi()["components"]["schemas"]
+    no_resources = cast(Callable[[], Resources], lambda: None)
+    schema = wiring.catalog_app(no_resources).openapi()["components"]["schemas"]
     price = schema["NewProduct"]["properties"]["price"]
     pattern = re.compile(price["pattern"])
 

@@ -33,7 +33,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -252,91 +252,116 @@ async def bench_worker(env: BenchEnvironment, report: Report, *, events: int, re
     ]
     products = await seed_products(admin, 20, on_hand=1_000_000_000)
     orders = await seed_orders(admin, events, products)
-    placed = placed_events(orders)
-    runs: dict[str, list[_Run]] = {"floor": [], "noop": [], "inventory": []}
+    bench = _WorkerBench(
+        settings, engine, counts, redis, admin, floor_connections, placed_events(orders), events
+    )
+    try:
+        samples = await interleaved_async(
+            {
+                "floor": bench.floor,
+                "noop": bench.consumer("noop", noop_handlers),
+                "inventory": bench.consumer("inventory", inventory_handlers.for_group("inventory")),
+            },
+            repeats,
+        )
+    finally:
+        await bench.close()
+    floor_rate, noop_rate, inventory_rate = (
+        median(samples[name]) for name in ("floor", "noop", "inventory")
+    )
+    _report(report, bench.runs, events, repeats, floor_rate, noop_rate, inventory_rate)
 
-    async def reset(group: str) -> None:
-        await admin.execute(
+
+@dataclass
+class _WorkerBench:
+    """What every run of :func:`bench_worker` shares, and the runs so far."""
+
+    settings: Settings
+    engine: AsyncEngine
+    counts: RoundTrips
+    redis: RedisClient
+    admin: asyncpg.Connection
+    floor_connections: list[asyncpg.Connection]
+    placed: list[Event]
+    events: int
+    runs: dict[str, list[_Run]] = field(
+        default_factory=lambda: {"floor": [], "noop": [], "inventory": []}
+    )
+
+    async def reset(self, group: str) -> None:
+        await self.admin.execute(
             "TRUNCATE event_partitions, consumer_positions, dead_letters, outbox,"
             " stock_reservations"
         )
-        await admin.execute("UPDATE stock_levels SET reserved = 0")
-        await _publish(redis, settings, placed)
-        await ensure_groups(redis, settings, [group])
+        await self.admin.execute("UPDATE stock_levels SET reserved = 0")
+        await _publish(self.redis, self.settings, self.placed)
+        await ensure_groups(self.redis, self.settings, [group])
 
     async def timed(
-        group: str, consume: Callable[[asyncio.Event], Coroutine[Any, Any, object]]
+        self, group: str, consume: Callable[[asyncio.Event], Coroutine[Any, Any, object]]
     ) -> tuple[float, object]:
-        await reset(group)
-        counts.reset()
+        await self.reset(group)
+        self.counts.reset()
         stop = asyncio.Event()
         started = time.perf_counter()
         task: asyncio.Task[object] = asyncio.create_task(consume(stop))
         try:
-            await _until_done(redis, settings, group)
+            await _until_done(self.redis, self.settings, group)
             elapsed = time.perf_counter() - started
         finally:
             stop.set()
             outcome = await task
         # Every partition's sequences run 1..n, so the positions add up to the events.
-        settled = await admin.fetchval(
+        settled = await self.admin.fetchval(
             "SELECT coalesce(sum(sequence), 0) FROM consumer_positions WHERE group_name = $1",
             group,
         )
-        if settled != events:
-            raise RuntimeError(f"{group} settled {settled} of {events} events")
-        return events / elapsed, outcome
+        if settled != self.events:
+            raise RuntimeError(f"{group} settled {settled} of {self.events} events")
+        return self.events / elapsed, outcome
 
-    def consumer(name: str, registry: HandlerRegistry) -> Callable[[], Awaitable[float]]:
+    def consumer(self, name: str, registry: HandlerRegistry) -> Callable[[], Awaitable[float]]:
         async def run() -> float:
             async def consume(stop: asyncio.Event) -> ConsumerStats:
                 def remaining_ms() -> int:
                     return 0 if stop.is_set() else 600_000
 
-                return await run_consumer(registry, engine, redis, settings, remaining_ms)
+                return await run_consumer(
+                    registry, self.engine, self.redis, self.settings, remaining_ms
+                )
 
-            rate, stats = await timed(registry.consumer, consume)
+            rate, stats = await self.timed(registry.consumer, consume)
             assert isinstance(stats, ConsumerStats)
-            if stats.handled != events:
-                raise RuntimeError(f"{registry.consumer} handled {stats.handled} of {events}")
-            runs[name].append(_Run(rate, stats, counts.statements, counts.round_trips))
+            if stats.handled != self.events:
+                raise RuntimeError(f"{registry.consumer} handled {stats.handled} of {self.events}")
+            self.runs[name].append(
+                _Run(rate, stats, self.counts.statements, self.counts.round_trips)
+            )
             return rate
 
         return run
 
-    async def floor() -> float:
-        rate, transactions = await timed(
-            _FLOOR_GROUP, lambda stop: _floor_consumer(floor_connections, redis, settings, stop)
+    async def floor(self) -> float:
+        rate, transactions = await self.timed(
+            _FLOOR_GROUP,
+            lambda stop: _floor_consumer(self.floor_connections, self.redis, self.settings, stop),
         )
         assert isinstance(transactions, int)
         # One statement per transaction, and its BEGIN and COMMIT.
-        stats = ConsumerStats(handled=events, transactions=transactions)
-        runs["floor"].append(_Run(rate, stats, transactions, 3 * transactions))
+        stats = ConsumerStats(handled=self.events, transactions=transactions)
+        self.runs["floor"].append(_Run(rate, stats, transactions, 3 * transactions))
         return rate
 
-    try:
-        samples = await interleaved_async(
-            {
-                "floor": floor,
-                "noop": consumer("noop", noop_handlers),
-                "inventory": consumer("inventory", inventory_handlers),
-            },
-            repeats,
-        )
-    finally:
-        await redis.delete(*_streams(settings))
-        await admin.execute(
+    async def close(self) -> None:
+        await self.redis.delete(*_streams(self.settings))
+        await self.admin.execute(
             "TRUNCATE event_partitions, consumer_positions, dead_letters, outbox,"
             " stock_reservations, orders CASCADE"
         )
-        for connection in (admin, *floor_connections):
+        for connection in (self.admin, *self.floor_connections):
             await connection.close()
-        await redis.aclose()
-        await engine.dispose()
-    floor_rate, noop_rate, inventory_rate = (
-        median(samples[name]) for name in ("floor", "noop", "inventory")
-    )
-    _report(report, runs, events, repeats, floor_rate, noop_rate, inventory_rate)
+        await self.redis.aclose()
+        await self.engine.dispose()
 
 
 def _per_event(runs: list[_Run], events: int) -> tuple[float, float, float]:

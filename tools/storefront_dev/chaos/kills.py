@@ -25,8 +25,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from storefront import wiring
 from storefront.events.partitions import stream_key
-from storefront.orders.api import create_orders_app
 from storefront.resources import Resources
 from storefront_dev.bench.environment import BenchEnvironment
 from storefront_dev.bench.fixtures import seed_products
@@ -91,7 +91,7 @@ async def _client(
     rng: random.Random,
 ) -> None:
     resources = Resources.from_settings(env.settings)
-    transport = httpx.ASGITransport(app=create_orders_app(lambda: resources))
+    transport = httpx.ASGITransport(app=wiring.orders_app(lambda: resources))
     subject = f"chaos-{uuid.uuid4().hex[:8]}"
     headers = {"Authorization": f"Bearer {env.token(subject)}"}
     try:

@@ -26,8 +26,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from storefront.catalog.api import create_catalog_app
-from storefront.orders.api import create_orders_app
+from storefront import wiring
 from storefront.resources import Resources
 from storefront_dev.bench.environment import BenchEnvironment
 from storefront_dev.bench.fixtures import seed_products
@@ -65,11 +64,11 @@ def _clients(
     env: BenchEnvironment, resources: Resources
 ) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
     catalog = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_catalog_app(lambda: resources)),
+        transport=httpx.ASGITransport(app=wiring.catalog_app(lambda: resources)),
         base_url="http://chaos",
     )
     orders = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_orders_app(lambda: resources)),
+        transport=httpx.ASGITransport(app=wiring.orders_app(lambda: resources)),
         base_url="http://chaos",
         headers={"Authorization": f"Bearer {env.token('chaos-outage')}"},
     )

@@ -40,9 +40,9 @@ import asyncpg
 import httpx
 import redis
 
+from storefront import wiring
 from storefront.events.partitions import stream_key
 from storefront.events.positions import sequence_of
-from storefront.orders.api import create_orders_app
 from storefront.resources import Resources
 from storefront_dev.bench.environment import BenchEnvironment
 from storefront_dev.bench.fixtures import seed_products
@@ -122,7 +122,7 @@ async def _client(
 ) -> None:
     """Orders (and, for about one in eight, its cancellation) until ``done``."""
     resources = Resources.from_settings(env.settings)
-    transport = httpx.ASGITransport(app=create_orders_app(lambda: resources))
+    transport = httpx.ASGITransport(app=wiring.orders_app(lambda: resources))
     headers = {"Authorization": f"Bearer {env.token(f'chaos-{uuid.uuid4().hex[:8]}')}"}
     try:
         async with httpx.AsyncClient(

@@ -45,9 +45,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Err
 
-from storefront.catalog.api import create_catalog_app
-from storefront.orders.api import create_orders_app
-from storefront.reports.api import create_reports_app
+from storefront import wiring
 from storefront_dev.bench.environment import BenchEnvironment
 from storefront_dev.bench.fixtures import seed_products
 from storefront_dev.bench.processes import project_root
@@ -64,9 +62,9 @@ Operation: TypeAlias = schemathesis.APIOperation[Any, Any, Any, Any]
 Case: TypeAlias = schemathesis.Case[Any]
 
 API_APPS: Mapping[str, Callable[..., FastAPI]] = {
-    "CatalogApiFunction": create_catalog_app,
-    "OrdersApiFunction": create_orders_app,
-    "ReportsApiFunction": create_reports_app,
+    "CatalogApiFunction": wiring.catalog_app,
+    "OrdersApiFunction": wiring.orders_app,
+    "ReportsApiFunction": wiring.reports_app,
 }
 CHECK_NAMES = (
     "not_a_server_error",

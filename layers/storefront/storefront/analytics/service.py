@@ -14,12 +14,12 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storefront import catalog
 from storefront.adapters.cache import Cache
 from storefront.adapters.database import UnitOfWork
 from storefront.analytics import repository
 from storefront.analytics.counters import ViewCounter
 from storefront.analytics.domain import Popular, Window, ranked, window_days
-from storefront.catalog import service as catalog
 from storefront.observability import metrics
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from storefront.analytics.api import router as views_router
 from storefront.catalog import service
 from storefront.catalog.domain import (
     Category,
@@ -19,9 +18,7 @@ from storefront.catalog.domain import (
     ProductQuery,
 )
 from storefront.pagination import decode_cursor
-from storefront.runtime import container_resources
 from storefront.text import STORABLE_TEXT
-from storefront.web.app import ResourcesProvider, create_api
 from storefront.web.authorization import CatalogWriter
 from storefront.web.dependencies import CacheDep, Engine, SettingsDep
 from storefront.web.http_cache import cached_json
@@ -108,10 +105,4 @@ async def create_category(
     return category
 
 
-def create_catalog_app(resources: ResourcesProvider = container_resources) -> FastAPI:
-    # Product views first: their literal /products/popular must precede
-    # /products/{product_id} (see storefront.analytics.api).
-    return create_api("Storefront catalog", [views_router, router], resources, with_health=True)
-
-
-__all__ = ["create_catalog_app", "router"]
+__all__ = ["router"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel
 
 from storefront.adapters.redis import RedisClient
@@ -46,9 +46,20 @@ class Purged(BaseModel):
     purged: int
 
 
+def consumer_groups(request: Request) -> tuple[str, ...]:
+    """The deployment's consumer groups, as the composition root gave them to the app."""
+    groups: tuple[str, ...] = request.app.state.consumer_groups
+    return groups
+
+
 @router.get("/events", response_model=EventStatus)
-async def get_event_status(engine: Engine, redis: RedisDep, settings: SettingsDep) -> EventStatus:
-    return await event_status(engine, redis, settings)
+async def get_event_status(
+    engine: Engine,
+    redis: RedisDep,
+    settings: SettingsDep,
+    groups: Annotated[tuple[str, ...], Depends(consumer_groups)],
+) -> EventStatus:
+    return await event_status(engine, redis, settings, groups)
 
 
 @router.get("/dead-letters", response_model=DeadLetterPage)

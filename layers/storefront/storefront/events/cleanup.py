@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storefront.adapters.database import UnitOfWork
 from storefront.adapters.redis import RedisClient
 from storefront.events.dead_letters import count_dead_letters
-from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.outbox import outbox
 from storefront.events.partitions import stream_key
 from storefront.events.positions import entry_id, settled_sequences
@@ -62,7 +61,7 @@ async def run_cleanup(
     engine: AsyncEngine,
     redis: RedisClient,
     settings: Settings,
-    groups: Collection[str] = CONSUMER_GROUPS,
+    groups: Collection[str],
     remaining_ms: Callable[[], int] | None = None,
 ) -> CleanupStats:
     """One cleanup pass; with ``remaining_ms`` the deletes stop at the margin."""
@@ -102,7 +101,7 @@ async def run_cleanup(
     return stats
 
 
-def cleanup_job(groups: Collection[str] = CONSUMER_GROUPS) -> ScheduledJob:
+def cleanup_job(groups: Collection[str]) -> ScheduledJob:
     """The scheduled job for ``functions/outbox_cleanup`` (see scheduled_handler)."""
 
     async def cleanup(resources: Resources, context: LambdaContext) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from storefront.adapters.database import UnitOfWork
-from storefront.events.envelope import PAYLOADS, Event, Payload
+from storefront.events.envelope import Event, Payload, payload_type
 from storefront.events.handlers import Handler, HandlerRegistry, RunHandler
 from storefront.events.outbox import add_events
 from storefront.events.positions import sequence_of
@@ -143,14 +143,13 @@ def route_entry(entry: Entry, registry: HandlerRegistry) -> Delivery | None:
     if found is None:
         if event.event_type in registry.event_types():
             raise PoisonEntry(f"group {registry.consumer!r} has no handler for {kind}")
-        # Known to the process but not handled here: another group's event.
-        # Every worker imports every payload module, so "unknown" is real.
-        if (event.event_type, event.version) not in PAYLOADS:
+        # Another group's event, as long as some context declares it.
+        if payload_type(event.event_type, event.version) is None:
             raise PoisonEntry(f"unknown event type {kind}")
         return None
-    payload_type, handler = found
+    model, handler = found
     try:
-        payload = payload_type.model_validate(event.payload)
+        payload = model.model_validate(event.payload)
     except ValidationError as error:
         raise PoisonEntry(f"invalid {kind} payload: {error}") from error
     return Delivery(event, payload, handler, registry.run_handler(event))

@@ -2,13 +2,23 @@
 
 Every event has its own ``event_id`` from a default *factory* (a default value
 would be computed once, at import, and shared by every event). Payload models
-declare their type, schema version and aggregate; consumers look them up in
-:data:`PAYLOADS` to parse what arrives from a stream.
+declare their type, schema version and aggregate; consumers look them up with
+:func:`payload_type` to parse what arrives from a stream.
+
+A payload class registers itself in :data:`PAYLOADS` when its module is
+imported. A worker imports only its own group's handlers, so the first time it
+meets an event type it does not know, it imports every context's ``events``
+module found in the package (:func:`_discover`): no hand-kept list of event
+types, and "unknown" still means that no context declares it.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pkgutil
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -33,6 +43,25 @@ class Payload(BaseModel):
 
 
 PAYLOADS: dict[tuple[str, int], type[Payload]] = {}
+
+
+def payload_type(event_type: str, version: int) -> type[Payload] | None:
+    """The payload class of an event type and version; None when no context declares it."""
+    found = PAYLOADS.get((event_type, version))
+    if found is None and _discover():
+        found = PAYLOADS.get((event_type, version))
+    return found
+
+
+@cache
+def _discover() -> bool:
+    """Import ``storefront.<package>.events`` for every package that has one, once."""
+    import storefront
+
+    for module in pkgutil.iter_modules(storefront.__path__):
+        if module.ispkg and importlib.util.find_spec(f"storefront.{module.name}.events"):
+            importlib.import_module(f"storefront.{module.name}.events")
+    return True
 
 
 class Event(BaseModel):
@@ -70,5 +99,7 @@ class Event(BaseModel):
 
     def parsed_payload(self) -> Payload:
         """The typed payload; KeyError for an unknown type or version."""
-        model = PAYLOADS[(self.event_type, self.version)]
+        model = payload_type(self.event_type, self.version)
+        if model is None:
+            raise KeyError((self.event_type, self.version))
         return model.model_validate(self.payload)

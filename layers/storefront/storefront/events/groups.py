@@ -1,4 +1,4 @@
-"""Consumer groups: which ones the deployment runs, and creating them.
+"""Consumer groups: their one consumer name, and creating them on the streams.
 
 Every partition stream is read by every consumer group; each group keeps its
 own position and pending entries. Groups are created at id ``0`` with
@@ -17,14 +17,7 @@ from storefront.adapters.redis import RedisClient
 from storefront.events.partitions import stream_key
 from storefront.settings import Settings
 
-__all__ = ["CONSUMER_GROUPS", "consumer_name", "ensure_groups"]
-
-# Every consumer group the deployment runs, one per worker function. Cleanup
-# trims a stream only below what ALL of these have consumed, so a group that
-# is listed but not created yet (a worker that has never run) holds trimming
-# back instead of losing the events it has not read. A worker whose registry
-# is not listed here refuses to start (storefront.events.worker).
-CONSUMER_GROUPS: tuple[str, ...] = ("inventory", "orders", "reports")
+__all__ = ["consumer_name", "ensure_groups"]
 
 
 def consumer_name(group: str) -> str:

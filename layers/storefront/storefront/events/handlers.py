@@ -25,7 +25,9 @@ RunHandler = Callable[[Sequence[tuple[P, Event]], UnitOfWork], Awaitable[Sequenc
 class HandlerRegistry:
     """The handlers of one consumer group, by event type and schema version."""
 
-    def __init__(self, consumer: str) -> None:
+    def __init__(self, consumer: str = "") -> None:
+        # The consumer group's name: given by the composition root
+        # (storefront.wiring, :meth:`for_group`), not by the context.
         self.consumer = consumer
         self._handlers: dict[tuple[str, int], tuple[type[Payload], Handler[Any]]] = {}
         self._run_handlers: dict[tuple[str, int], RunHandler[Any]] = {}
@@ -56,6 +58,12 @@ class HandlerRegistry:
             return run_handler
 
         return register
+
+    def for_group(self, group: str) -> HandlerRegistry:
+        """These handlers, run by consumer group ``group``."""
+        named = HandlerRegistry(group)
+        named._handlers, named._run_handlers = self._handlers, self._run_handlers
+        return named
 
     def lookup(self, event: Event) -> tuple[type[Payload], Handler[Any]] | None:
         return self._handlers.get((event.event_type, event.version))

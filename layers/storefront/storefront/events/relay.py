@@ -41,7 +41,7 @@ below what every consumer group has settled.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy import (
@@ -150,6 +150,7 @@ async def relay_partition(
     after_xadd: AfterXadd | None = None,
     repairs: Repairs | None = None,
     tail: str | None = None,
+    groups: Collection[str] = (),
 ) -> int | None:
     """Relay one batch of one partition in one transaction.
 
@@ -157,12 +158,19 @@ async def relay_partition(
     the partition. Given a connection (not in a transaction), the batch's
     transaction runs on it. ``tail``: the stream's last id as the pass saw
     it, when that was not where PostgreSQL says; the stream is checked again
-    and repaired first, even if there is nothing new to publish.
+    and repaired first, even if there is nothing new to publish. ``groups``:
+    the consumer groups a repair republishes for (:func:`.repair.repair`).
     """
     if isinstance(database, AsyncEngine):
         async with database.connect() as connection:
             return await relay_partition(
-                connection, redis, settings, partition, after_xadd=after_xadd, tail=tail
+                connection,
+                redis,
+                settings,
+                partition,
+                after_xadd=after_xadd,
+                tail=tail,
+                groups=groups,
             )
     repairs = repairs if repairs is not None else Repairs()
     stream = stream_key(settings.redis_key_prefix, partition)
@@ -175,7 +183,7 @@ async def relay_partition(
         # empty append only compares), and repair it before anything newer.
         if tail is not None and (found := await append(redis, stream, last_sequence, [])):
             last_sequence = await repair(
-                connection, redis, settings, partition, last_sequence, found, repairs
+                connection, redis, settings, partition, last_sequence, found, repairs, groups
             )
         for _ in range(2):
             claimed = (await connection.execute(_claim(partition, settings.relay_batch_size))).all()
@@ -191,7 +199,7 @@ async def relay_partition(
             # The stream is not where PostgreSQL says: repair it, and claim
             # again (an adopted append may have published some of these rows).
             last_sequence = await repair(
-                connection, redis, settings, partition, last_sequence, found, repairs
+                connection, redis, settings, partition, last_sequence, found, repairs, groups
             )
         else:
             raise StreamMoved(f"stream {stream} moved during its repair")
@@ -240,6 +248,7 @@ async def relay_once(
     *,
     has_time: Callable[[], bool] = _always,
     after_xadd: AfterXadd | None = None,
+    groups: Collection[str] = (),
 ) -> RelayStats:
     """One pass: check every stream's tail, then publish every partition's
     unpublished rows, batch by batch.
@@ -277,6 +286,7 @@ async def relay_once(
                     after_xadd=after_xadd,
                     repairs=stats.repairs,
                     tail=diverged.pop(partition, None),
+                    groups=groups,
                 )
                 if size is None:
                     logger.debug("partition held by another relay", extra={"partition": partition})

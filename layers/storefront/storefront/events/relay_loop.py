@@ -13,10 +13,12 @@ the cheapest deployment, at the cost of up to a schedule period of latency.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storefront.adapters.redis import RedisClient
@@ -28,9 +30,11 @@ from storefront.events.relay import (
     relay_once,
 )
 from storefront.observability import logger, metrics
+from storefront.resources import Resources
+from storefront.scheduled_handler import ScheduledJob
 from storefront.settings import Settings
 
-__all__ = ["run_relay"]
+__all__ = ["relay_job", "run_relay"]
 
 
 async def run_relay(
@@ -41,6 +45,7 @@ async def run_relay(
     *,
     after_xadd: AfterXadd | None = None,
     on_wait: Callable[[], None] | None = None,
+    groups: Collection[str] = (),
 ) -> RelayStats:
     """Relay for one invocation and record its metrics.
 
@@ -56,7 +61,14 @@ async def run_relay(
     try:
         if settings.relay_mode == "single":
             stats.merge(
-                await relay_once(engine, redis, settings, has_time=has_time, after_xadd=after_xadd)
+                await relay_once(
+                    engine,
+                    redis,
+                    settings,
+                    has_time=has_time,
+                    after_xadd=after_xadd,
+                    groups=groups,
+                )
             )
         else:
             async with _notifications(engine) as woken:
@@ -66,7 +78,12 @@ async def run_relay(
                     # for the poll.
                     woken.clear()
                     passed = await relay_once(
-                        engine, redis, settings, has_time=has_time, after_xadd=after_xadd
+                        engine,
+                        redis,
+                        settings,
+                        has_time=has_time,
+                        after_xadd=after_xadd,
+                        groups=groups,
                     )
                     stats.merge(passed)
                     if passed.relayed:
@@ -99,6 +116,23 @@ async def run_relay(
     metrics.add_metric(name="OutboxOldestUnpublishedAgeSeconds", unit=MetricUnit.Seconds, value=age)
     logger.info("relay finished", extra=stats.summary() | {"oldest_unpublished_age": age})
     return stats
+
+
+def relay_job(groups: Collection[str]) -> ScheduledJob:
+    """The scheduled job of ``functions/outbox_relay``; ``groups`` bound what a
+    stream repair republishes."""
+
+    async def relay(resources: Resources, context: LambdaContext) -> dict[str, Any]:
+        stats = await run_relay(
+            resources.engine,
+            resources.redis,
+            resources.settings,
+            remaining_ms=context.get_remaining_time_in_millis,
+            groups=groups,
+        )
+        return stats.summary()
+
+    return relay
 
 
 @asynccontextmanager

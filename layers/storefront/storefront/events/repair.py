@@ -20,6 +20,7 @@ stream's last id with ``event_partitions.last_sequence``:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy import Text, cast, func, select, update
@@ -27,7 +28,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storefront.adapters.redis import RedisClient
-from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.outbox import outbox
 from storefront.events.partitions import stream_key
 from storefront.events.positions import entry_id, event_partitions, sequence_of, settled_sequences
@@ -67,15 +67,19 @@ async def repair(
     last_sequence: int,
     tail: str,
     repairs: Repairs,
+    groups: Collection[str],
 ) -> int:
-    """Make the stream end where PostgreSQL says; returns the partition's last sequence."""
+    """Make the stream end where PostgreSQL says; returns the partition's last sequence.
+
+    ``groups``: the deployment's consumer groups, whose positions bound what
+    must be republished; with none, everything the outbox still has past the
+    stream's end is.
+    """
     stream = stream_key(settings.redis_key_prefix, partition)
     found = sequence_of(tail)
     if found > last_sequence:
         return await _adopt(connection, redis, stream, partition, last_sequence, tail, repairs)
-    settled = (await settled_sequences(connection, CONSUMER_GROUPS, settings.event_partitions))[
-        partition
-    ]
+    settled = (await settled_sequences(connection, groups, settings.event_partitions))[partition]
     start = max(found, settled)
     republished = 0
     while True:

@@ -59,6 +59,34 @@ class _EntryFailed(Exception):
         self.error = error
 
 
+class _Batch:
+    """Deliveries waiting to be handled together: consecutive events of one
+    run handler; an event with a handler of its own is handled at once."""
+
+    def __init__(self, uow: UnitOfWork, settings: Settings, outcomes: list[Outcome]) -> None:
+        self.uow, self.settings, self.outcomes = uow, settings, outcomes
+        self.waiting: list[tuple[int, Delivery]] = []
+
+    async def add(self, index: int, delivery: Delivery) -> None:
+        if self.waiting and delivery.run_handler is not self.waiting[0][1].run_handler:
+            await self.flush()
+        self.waiting.append((index, delivery))
+        if delivery.run_handler is None:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.waiting:
+            return
+        try:
+            await handle([delivery for _, delivery in self.waiting], self.uow, self.settings)
+        except Exception as error:
+            # With one event the failing one is known; with more it is not.
+            index = self.waiting[0][0] if len(self.waiting) == 1 else None
+            raise _EntryFailed(index, error) from error
+        self.outcomes.extend([Outcome.HANDLED] * len(self.waiting))
+        self.waiting.clear()
+
+
 @dataclass(frozen=True)
 class Run:
     """How a run ended: ``settled`` entries committed, then maybe a failure."""
@@ -132,27 +160,15 @@ class RunApplier:
         """Apply entries in ``uow``'s transaction; returns the new position and
         what became of each. Consecutive events with a run handler go to it
         together. Raises :class:`_EntryFailed`."""
-        position, outcomes = start, []
-        batch: list[tuple[int, Delivery]] = []
-
-        async def flush() -> None:
-            if not batch:
-                return
-            try:
-                await handle([delivery for _, delivery in batch], uow, self.settings)
-            except Exception as error:
-                # With one event the failing one is known; with more it is not.
-                raise _EntryFailed(batch[0][0] if len(batch) == 1 else None, error) from error
-            outcomes.extend([Outcome.HANDLED] * len(batch))
-            batch.clear()
-
+        position, outcomes = start, list[Outcome]()
+        batch = _Batch(uow, self.settings, outcomes)
         for index, entry in enumerate(entries):
             if entry.sequence <= position:
                 outcomes.append(Outcome.DUPLICATE)
                 continue
             try:
                 if entry.sequence > position + 1:
-                    await flush()
+                    await batch.flush()
                     outcomes += await self._catch_up(uow, partition, position, entry.sequence)
                 routed = await self._route(uow, partition, entry)
             except _EntryFailed:
@@ -162,13 +178,9 @@ class RunApplier:
             position = entry.sequence
             if isinstance(routed, Outcome):
                 outcomes.append(routed)
-                continue
-            if batch and routed.run_handler is not batch[0][1].run_handler:
-                await flush()
-            batch.append((index, routed))
-            if routed.run_handler is None:
-                await flush()
-        await flush()
+            else:
+                await batch.add(index, routed)
+        await batch.flush()
         return position, outcomes
 
     async def _route(self, uow: UnitOfWork, partition: int, entry: Entry) -> Delivery | Outcome:

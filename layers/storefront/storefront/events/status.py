@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storefront.adapters.redis import RedisClient
 from storefront.events.dead_letters import count_dead_letters
-from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.outbox import outbox
 from storefront.events.partitions import stream_key
 from storefront.events.positions import consumer_positions, event_partitions
@@ -91,7 +90,7 @@ async def event_status(
     engine: AsyncEngine,
     redis: RedisClient,
     settings: Settings,
-    groups: Collection[str] = CONSUMER_GROUPS,
+    groups: Collection[str],
 ) -> EventStatus:
     statuses = await group_statuses(redis, settings, groups)
     outbox_now = await outbox_status(engine)
@@ -191,7 +190,7 @@ async def outbox_status(engine: AsyncEngine) -> OutboxStatus:
 async def group_statuses(
     redis: RedisClient,
     settings: Settings,
-    groups: Collection[str] = CONSUMER_GROUPS,
+    groups: Collection[str],
     *,
     discover: bool = True,
 ) -> list[GroupStatus]:

@@ -12,11 +12,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-import storefront.event_types  # noqa: F401  (every payload type, so none looks unknown)
 from storefront.adapters.redis import RedisClient
 from storefront.events.consumer import ConsumerStats, blocking_reader, run_consumer
 from storefront.events.dead_letters import count_dead_letters
-from storefront.events.groups import CONSUMER_GROUPS
 from storefront.events.handlers import HandlerRegistry
 from storefront.events.status import GroupStatus, add_settlement, group_statuses, outbox_status
 from storefront.observability import metrics
@@ -28,13 +26,6 @@ __all__ = ["publish_consumer_metrics", "worker_job"]
 
 def worker_job(registry: HandlerRegistry) -> ScheduledJob:
     """The scheduled job consuming ``registry.consumer``'s group."""
-    if registry.consumer not in CONSUMER_GROUPS:
-        # Cleanup only waits for the groups it knows: an unlisted group could
-        # have entries trimmed before it first reads them.
-        raise ValueError(
-            f"consumer group {registry.consumer!r} is not in "
-            "storefront.events.groups.CONSUMER_GROUPS; add it there"
-        )
     # Kept for the container's life, like the shared client, and made on the
     # first invocation so it belongs to the container's loop.
     reader: RedisClient | None = None

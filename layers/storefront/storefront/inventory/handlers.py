@@ -1,5 +1,13 @@
 """What the inventory worker does: reserve a whole order's stock, or none of
-it, and release it when the order is cancelled (compensation)."""
+it, and release it when the order is cancelled (compensation).
+
+Inventory decides from its own tables only: the stock levels and the
+reservations it made (with the quantities each holds). It never reads or
+locks an order. An order's ``OrderPlaced`` always comes before its
+``OrderCancelled`` (the orders context writes both under the order's row
+lock, and the partition keeps their order), so an order cancelled before its
+stock was reserved is reserved and, a moment later, released.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +19,9 @@ from storefront.events.envelope import Event
 from storefront.events.handlers import HandlerRegistry
 from storefront.inventory import repository
 from storefront.inventory.events import Shortage, StockRejected, StockReleased, StockReserved
-from storefront.orders import repository as orders
-from storefront.orders.domain import OrderStatus
 from storefront.orders.events import OrderCancelled, OrderPlaced
 
-inventory_handlers = HandlerRegistry("inventory")
+inventory_handlers = HandlerRegistry()
 
 
 @inventory_handlers.on_run(OrderPlaced)
@@ -24,24 +30,17 @@ async def reserve_stock(
 ) -> Sequence[Event]:
     """Reserve each order's stock, or none of it, in the order they were placed.
 
-    A run of orders at once: their rows and all their stock rows are locked in
-    two statements (each in id order, so concurrent runs cannot deadlock), the
-    decisions are made here one order after the other against what the
-    earlier ones took, and the reservations written in one statement.
+    A run of orders at once: all their stock rows are locked in one statement
+    (in id order, so concurrent runs cannot deadlock), the decisions are made
+    here one order after the other against what the earlier ones took, and
+    the reservations written in one statement.
     """
-    # The order's row lock serialises this event with a concurrent cancel of
-    # the same order, so the order's events commit in outbox id order. An
-    # order cancelled before its stock was reserved holds nothing: reserving
-    # would only starve other orders until the release came through.
-    statuses = await orders.lock_orders(uow.connection, [p.order_id for p, _ in placed])
     product_ids = sorted({line.product_id for payload, _ in placed for line in payload.items})
     stock = await repository.lock_stock(uow.connection, product_ids)
     available = {product_id: level.available for product_id, level in stock.items()}
     reserved: dict[UUID, dict[UUID, int]] = {}
     answers: list[Event] = []
     for payload, event in placed:
-        if statuses.get(payload.order_id) is not OrderStatus.PENDING:
-            continue
         wanted = {line.product_id: line.quantity for line in payload.items}
         shortages = [
             Shortage(product_id=product_id, requested=quantity, available=available[product_id])
@@ -64,7 +63,6 @@ async def reserve_stock(
 
 @inventory_handlers.on(OrderCancelled)
 async def release_stock(payload: OrderCancelled, event: Event, uow: UnitOfWork) -> Sequence[Event]:
-    await orders.lock_order(uow.connection, payload.order_id)
     held = await repository.take_reservation(uow.connection, payload.order_id)
     if held is None:
         return []  # rejected orders hold nothing

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storefront.inventory.domain import StockLevel
 from storefront.inventory.tables import stock_levels, stock_reservations
-from storefront.orders.tables import order_items
 
 
 async def get_stock(connection: AsyncConnection, product_id: UUID) -> StockLevel:
@@ -71,7 +70,12 @@ async def reserve_orders(connection: AsyncConnection, orders: dict[UUID, dict[UU
         for product_id, quantity in quantities.items():
             total[product_id] = total.get(product_id, 0) + quantity
     reservations = (
-        insert(stock_reservations).values([{"order_id": order_id} for order_id in orders])
+        insert(stock_reservations).values(
+            [
+                {"order_id": order_id, "quantities": _as_json(quantities)}
+                for order_id, quantities in orders.items()
+            ]
+        )
     ).cte("reservations")
     await connection.execute(_change_reserved(total).add_cte(reservations))
 
@@ -96,20 +100,17 @@ def _change_reserved(quantities: dict[UUID, int]) -> Update:
 
 async def take_reservation(connection: AsyncConnection, order_id: UUID) -> dict[UUID, int] | None:
     """Mark an order's reservation released; its quantities, or None if it holds none."""
-    released = (
-        await connection.execute(
-            update(stock_reservations)
-            .where(stock_reservations.c.order_id == order_id)
-            .where(stock_reservations.c.released_at.is_(None))
-            .values(released_at=func.now())
-            .returning(stock_reservations.c.order_id)
-        )
-    ).first()
-    if released is None:
-        return None
-    rows = await connection.execute(
-        select(order_items.c.product_id, order_items.c.quantity).where(
-            order_items.c.order_id == order_id
-        )
+    quantities = await connection.scalar(
+        update(stock_reservations)
+        .where(stock_reservations.c.order_id == order_id)
+        .where(stock_reservations.c.released_at.is_(None))
+        .values(released_at=func.now())
+        .returning(stock_reservations.c.quantities)
     )
-    return {row.product_id: row.quantity for row in rows}
+    if quantities is None:
+        return None
+    return {UUID(product_id): int(quantity) for product_id, quantity in quantities.items()}
+
+
+def _as_json(quantities: dict[UUID, int]) -> dict[str, int]:
+    return {str(product_id): quantity for product_id, quantity in quantities.items()}

@@ -9,7 +9,9 @@ from sqlalchemy import (
     Table,
     Uuid,
     func,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from storefront.adapters.database import metadata
 
@@ -24,11 +26,14 @@ stock_levels = Table(
     CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="reserved_within_on_hand"),
 )
 
-# One row per order whose items are held; released_at is set on compensation.
+# One row per order whose items are held, with what it holds (product id ->
+# quantity: inventory's own record, so releasing reads no other context's
+# table); released_at is set on compensation.
 stock_reservations = Table(
     "stock_reservations",
     metadata,
     Column("order_id", Uuid, ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True),
     Column("reserved_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("released_at", DateTime(timezone=True)),
+    Column("quantities", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )

@@ -9,16 +9,12 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from storefront.events.api import router as events_router
-from storefront.inventory.api import router as stock_router
 from storefront.orders import service
 from storefront.orders.domain import Order, OrderPage, OrderQuery, OrderStatus, PlaceOrder
 from storefront.pagination import decode_cursor
-from storefront.runtime import container_resources
 from storefront.text import STORABLE_TEXT
-from storefront.web.app import ResourcesProvider, create_api
 from storefront.web.authentication import Customer
 from storefront.web.dependencies import CorrelationId, Engine, SettingsDep
 from storefront.web.idempotency import IdempotencyKeyHeader, answered, idempotency_key_of
@@ -103,7 +99,3 @@ async def cancel_order(
     return await service.cancel_order(
         order_id, caller, engine, settings, correlation_id=correlation_id
     )
-
-
-def create_orders_app(resources: ResourcesProvider = container_resources) -> FastAPI:
-    return create_api("Storefront orders", [router, stock_router, events_router], resources)

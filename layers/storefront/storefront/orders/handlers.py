@@ -16,7 +16,7 @@ from storefront.orders import repository
 from storefront.orders.domain import OrderStatus
 from storefront.orders.events import OrderConfirmed, OrderRejected
 
-order_handlers = HandlerRegistry("orders")
+order_handlers = HandlerRegistry()
 
 
 @order_handlers.on_run(StockReserved)

@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storefront.catalog.tables import products
+from storefront import catalog
 from storefront.orders.domain import Order, OrderItem, OrderQuery, OrderStatus
 from storefront.orders.tables import order_items, orders
 
@@ -16,15 +16,12 @@ from storefront.orders.tables import order_items, orders
 async def prices_of(
     connection: AsyncConnection, product_ids: Sequence[UUID]
 ) -> dict[UUID, tuple[OrderItem, str]]:
-    """Current unit price and currency of each product that exists."""
-    rows = await connection.execute(
-        select(products.c.id, products.c.price, products.c.currency).where(
-            products.c.id.in_(product_ids)
-        )
-    )
+    """Current unit price and currency of each product that exists (the catalog's)."""
     return {
-        row.id: (OrderItem(product_id=row.id, quantity=1, unit_price=row.price), row.currency)
-        for row in rows
+        product_id: (OrderItem(product_id=product_id, quantity=1, unit_price=price), currency)
+        for product_id, (price, currency) in (
+            await catalog.prices_of(connection, product_ids)
+        ).items()
     }
 
 

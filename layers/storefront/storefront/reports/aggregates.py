@@ -1,7 +1,9 @@
 """The SQL behind each report type: one aggregate query, its columns named.
 
 PostgreSQL groups and sorts; the builder only streams the finished rows, so
-a report's memory is one fetch of rows, whatever its range.
+a report's memory is one fetch of rows, whatever its range. The data is the
+other contexts': read through the read models their facades publish, never
+their tables.
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ from datetime import date
 
 from sqlalchemy import Date, Select, cast, func, literal_column, select
 
-from storefront.analytics.tables import product_views_daily
-from storefront.catalog.tables import products
-from storefront.orders.domain import OrderStatus
-from storefront.orders.tables import order_items, orders
+from storefront.analytics import daily_views_view
+from storefront.catalog import products_view
+from storefront.orders import OrderStatus, order_lines_view, orders_view
 from storefront.reports.domain import ReportType, utc_bounds
 
 __all__ = ["aggregate"]
@@ -31,6 +32,7 @@ def aggregate(report_type: ReportType, first: date, last: date) -> Select[tuple[
 def _sales_by_product(first: date, last: date) -> Select[tuple[object, ...]]:
     """Confirmed orders placed in the range, per product and currency."""
     start, end = utc_bounds(first, last)
+    orders, order_items, products = orders_view(), order_lines_view(), products_view()
     revenue = func.sum(order_items.c.quantity * order_items.c.unit_price)
     return (
         select(
@@ -42,8 +44,8 @@ def _sales_by_product(first: date, last: date) -> Select[tuple[object, ...]]:
             func.sum(order_items.c.quantity).label("units"),
             revenue.label("revenue"),
         )
-        .join(orders, orders.c.id == order_items.c.order_id)
-        .outerjoin(products, products.c.id == order_items.c.product_id)
+        .join(orders, orders.c.order_id == order_items.c.order_id)
+        .outerjoin(products, products.c.product_id == order_items.c.product_id)
         .where(
             orders.c.status == OrderStatus.CONFIRMED.value,
             orders.c.created_at >= start,
@@ -57,6 +59,7 @@ def _sales_by_product(first: date, last: date) -> Select[tuple[object, ...]]:
 def _orders_by_status(first: date, last: date) -> Select[tuple[object, ...]]:
     """Orders placed per UTC day, status and currency, with their total amount."""
     start, end = utc_bounds(first, last)
+    orders = orders_view()
     day = cast(func.timezone("UTC", orders.c.created_at), Date).label("day")
     return (
         select(
@@ -74,6 +77,7 @@ def _orders_by_status(first: date, last: date) -> Select[tuple[object, ...]]:
 
 def _top_viewed(first: date, last: date) -> Select[tuple[object, ...]]:
     """Views flushed to PostgreSQL per product over the range, most viewed first."""
+    product_views_daily, products = daily_views_view(), products_view()
     views = func.sum(product_views_daily.c.views)
     return (
         select(
@@ -82,7 +86,7 @@ def _top_viewed(first: date, last: date) -> Select[tuple[object, ...]]:
             products.c.name,
             views.label("views"),
         )
-        .outerjoin(products, products.c.id == product_views_daily.c.product_id)
+        .outerjoin(products, products.c.product_id == product_views_daily.c.product_id)
         .where(product_views_daily.c.day.between(first, last))
         .group_by(product_views_daily.c.product_id, products.c.sku, products.c.name)
         .order_by(views.desc(), product_views_daily.c.product_id)

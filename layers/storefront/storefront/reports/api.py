@@ -10,21 +10,28 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from storefront.adapters.object_store import S3ObjectStore
+from storefront.adapters.object_store import ObjectStore
 from storefront.pagination import decode_cursor
 from storefront.reports import service
 from storefront.reports.domain import Report, ReportPage, ReportQuery, ReportStatus, RequestReport
-from storefront.runtime import container_resources
-from storefront.web.app import ResourcesProvider, create_api
 from storefront.web.authentication import AdminPrincipal
 from storefront.web.dependencies import CorrelationId, Engine, SettingsDep
 from storefront.web.idempotency import IdempotencyKeyHeader, answered, idempotency_key_of
 from storefront.web.problems import documented
 
 router = APIRouter(tags=["reports"])
+
+
+def object_store(request: Request, settings: SettingsDep) -> ObjectStore:
+    """The object store the composition root chose (storefront.wiring)."""
+    store: ObjectStore = request.app.state.object_store_for(settings)
+    return store
+
+
+Store = Annotated[ObjectStore, Depends(object_store)]
 
 _NOT_FOUND = documented(_404="No such report")
 
@@ -76,9 +83,8 @@ async def list_reports(
 
 @router.get("/reports/{report_id}", response_model=Report, responses=_NOT_FOUND)
 async def get_report(
-    report_id: UUID, engine: Engine, settings: SettingsDep, _: AdminPrincipal
+    report_id: UUID, engine: Engine, settings: SettingsDep, store: Store, _: AdminPrincipal
 ) -> Report:
-    store = S3ObjectStore.from_settings(settings)
     return await service.get_report(report_id, engine, store, settings)
 
 
@@ -89,23 +95,18 @@ async def get_report(
     responses=_NOT_FOUND | documented(_409="The report is not READY"),
 )
 async def download_report(
-    report_id: UUID, engine: Engine, settings: SettingsDep, _: AdminPrincipal
+    report_id: UUID, engine: Engine, settings: SettingsDep, store: Store, _: AdminPrincipal
 ) -> RedirectResponse:
-    store = S3ObjectStore.from_settings(settings)
     url = await service.download_url(report_id, engine, store, settings)
     return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.delete("/reports/{report_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
 async def delete_report(
-    report_id: UUID, engine: Engine, settings: SettingsDep, _: AdminPrincipal
+    report_id: UUID, engine: Engine, store: Store, _: AdminPrincipal
 ) -> Response:
-    await service.delete_report(report_id, engine, S3ObjectStore.from_settings(settings))
+    await service.delete_report(report_id, engine, store)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def create_reports_app(resources: ResourcesProvider = container_resources) -> FastAPI:
-    return create_api("Storefront reports", [router], resources)
-
-
-__all__ = ["create_reports_app", "router"]
+__all__ = ["router"]

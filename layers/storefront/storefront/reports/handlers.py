@@ -1,7 +1,8 @@
 """What the reports worker does with a ReportRequested: build the report.
 
 The registry is made by :func:`report_handlers` with the container's
-resources (engine, settings) and an object store, so tests pass their own.
+resources (engine, settings) and the object store the composition root
+chooses (storefront.wiring); tests pass their own.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from storefront.adapters.database import UnitOfWork
-from storefront.adapters.object_store import ObjectStore, S3ObjectStore
+from storefront.adapters.object_store import ObjectStore
 from storefront.events.envelope import Event
 from storefront.events.handlers import HandlerRegistry
 from storefront.reports import service
@@ -17,16 +18,13 @@ from storefront.reports.events import ReportRequested
 from storefront.resources import Resources
 from storefront.settings import Settings
 
-__all__ = ["REPORTS_GROUP", "report_handlers"]
-
-REPORTS_GROUP = "reports"
+__all__ = ["report_handlers"]
 
 
 def report_handlers(
-    resources: Callable[[], Resources],
-    store_for: Callable[[Settings], ObjectStore] = S3ObjectStore.from_settings,
+    resources: Callable[[], Resources], store_for: Callable[[Settings], ObjectStore]
 ) -> HandlerRegistry:
-    registry = HandlerRegistry(REPORTS_GROUP)
+    registry = HandlerRegistry()
 
     @registry.on(ReportRequested)
     async def build_report(

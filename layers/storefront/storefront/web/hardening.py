@@ -105,36 +105,48 @@ class BodySizeLimitMiddleware:
         if declared.isdigit() and int(declared) > limit:
             await _too_large(limit)(scope, receive, send)
             return
-        received = 0
-        overflowed = False
-        response_started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, overflowed
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    overflowed = True
-                    raise _BodyTooLarge
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal response_started
-            # Whatever the app made of a body cut short (FastAPI turns the
-            # error into a 400) gives way to the 413 below.
-            if overflowed and not response_started:
-                return
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
+        body = _LimitedBody(receive, send, limit)
         try:
-            await self.app(scope, counting_receive, guarded_send)
+            await self.app(scope, body.receive, body.send)
         except Exception:
-            if not overflowed or response_started:
+            if not body.cut_short:
                 raise
-        if overflowed and not response_started:
+        if body.cut_short:
             await _too_large(limit)(scope, receive, send)
+
+
+class _LimitedBody:
+    """One request's receive and send: counts the body against the limit."""
+
+    def __init__(self, receive: Receive, send: Send, limit: int) -> None:
+        self._receive = receive
+        self._send = send
+        self._limit = limit
+        self._received = 0
+        self._overflowed = False
+        self._response_started = False
+
+    @property
+    def cut_short(self) -> bool:
+        """The body went over the limit before any response began: a 413 it is."""
+        return self._overflowed and not self._response_started
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._received += len(message.get("body", b""))
+            if self._received > self._limit:
+                self._overflowed = True
+                raise _BodyTooLarge
+        return message
+
+    async def send(self, message: Message) -> None:
+        # Whatever the app made of a body cut short (FastAPI turns the
+        # error into a 400) gives way to the 413 in the middleware.
+        if self.cut_short:
+            return
+        self._response_started = self._response_started or message["type"] == "http.response.start"
+        await self._send(message)
 
 
 def _too_large(limit: int) -> ProblemResponse:

@@ -1,0 +1,30 @@
+"""What other contexts may read of orders: read models, not its tables (reports)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Subquery, select
+
+from storefront.orders.tables import order_items, orders
+
+__all__ = ["order_lines_view", "orders_view"]
+
+
+def orders_view() -> Subquery:
+    """Every order's status, currency, total and placing time, by ``order_id``."""
+    return select(
+        orders.c.id.label("order_id"),
+        orders.c.status,
+        orders.c.currency,
+        orders.c.total,
+        orders.c.created_at,
+    ).subquery("orders_orders")
+
+
+def order_lines_view() -> Subquery:
+    """Every order line: ``order_id``, ``product_id``, ``quantity``, ``unit_price``."""
+    return select(
+        order_items.c.order_id,
+        order_items.c.product_id,
+        order_items.c.quantity,
+        order_items.c.unit_price,
+    ).subquery("orders_lines")

@@ -1,0 +1,118 @@
+"""The composition root: what each function serves or runs, and with what.
+
+Every ``functions/<name>/app.py`` is one line over this module. It is the one
+place that decides which routers an API function serves, which handlers a
+worker runs under which consumer group, and which adapters they get (the
+object store for reports). The deployment's consumer groups are the keys of
+:data:`WORKERS`: the relay republishes for them, cleanup waits for them, the
+admin status reports them.
+
+A function imports what it serves when it asks for it, not before: import
+time is cold-start time, and the catalog function has no use for the reports
+worker's code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from storefront.events.cleanup import cleanup_job
+from storefront.events.handlers import HandlerRegistry
+from storefront.events.relay_loop import relay_job
+from storefront.events.worker import worker_job
+from storefront.runtime import container_resources
+from storefront.scheduled_handler import ScheduledJob
+from storefront.web.app import ResourcesProvider, create_api
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = [
+    "CONSUMER_GROUPS",
+    "WORKERS",
+    "catalog_app",
+    "cleanup",
+    "orders_app",
+    "relay",
+    "reports_app",
+    "views_flush",
+    "worker",
+]
+
+
+def _inventory_handlers() -> HandlerRegistry:
+    from storefront.inventory.handlers import inventory_handlers
+
+    return inventory_handlers
+
+
+def _order_handlers() -> HandlerRegistry:
+    from storefront.orders.handlers import order_handlers
+
+    return order_handlers
+
+
+def _report_handlers() -> HandlerRegistry:
+    from storefront.adapters.object_store import S3ObjectStore
+    from storefront.reports.handlers import report_handlers
+
+    return report_handlers(container_resources, S3ObjectStore.from_settings)
+
+
+# Consumer group -> the handlers its worker function runs.
+WORKERS: dict[str, Callable[[], HandlerRegistry]] = {
+    "inventory": _inventory_handlers,
+    "orders": _order_handlers,
+    "reports": _report_handlers,
+}
+CONSUMER_GROUPS: tuple[str, ...] = tuple(WORKERS)
+
+
+def catalog_app(resources: ResourcesProvider = container_resources) -> FastAPI:
+    """Products, categories, product views (they live under /products) and health."""
+    from storefront.analytics.api import router as views
+    from storefront.catalog.api import router as catalog
+
+    # Views first: /products/popular must win over /products/{product_id}.
+    return create_api("Storefront catalog", [views, catalog], resources, with_health=True)
+
+
+def orders_app(resources: ResourcesProvider = container_resources) -> FastAPI:
+    """Orders, stock (under /products/{id}/stock) and the event pipeline's admin routes."""
+    from storefront.events.api import router as events_admin
+    from storefront.inventory.api import router as stock
+    from storefront.orders.api import router as orders
+
+    app = create_api("Storefront orders", [orders, stock, events_admin], resources)
+    app.state.consumer_groups = CONSUMER_GROUPS
+    return app
+
+
+def reports_app(resources: ResourcesProvider = container_resources) -> FastAPI:
+    """Reports, built into S3 and downloaded through presigned URLs."""
+    from storefront.adapters.object_store import S3ObjectStore
+    from storefront.reports.api import router as reports
+
+    app = create_api("Storefront reports", [reports], resources)
+    app.state.object_store_for = S3ObjectStore.from_settings
+    return app
+
+
+def worker(group: str) -> ScheduledJob:
+    """The scheduled job of ``group``'s worker function."""
+    return worker_job(WORKERS[group]().for_group(group))
+
+
+def relay() -> ScheduledJob:
+    return relay_job(CONSUMER_GROUPS)
+
+
+def cleanup() -> ScheduledJob:
+    return cleanup_job(CONSUMER_GROUPS)
+
+
+def views_flush() -> ScheduledJob:
+    from storefront.analytics.flush import views_flush_job
+
+    return views_flush_job()
