@@ -1,33 +1,50 @@
 """The local scheduler: expressions, events, and ticks that never pile up.
 
-The tick logic runs on a fake clock and a fake fleet whose invocations "take"
-as long as the test says, so an hour of schedule runs in microseconds.
+Expressions are checked by the fire times of the triggers they become, from a
+fixed instant. The scheduler itself runs for real (APScheduler, threads) on
+sub-second intervals, with fleets whose invocations block until the test lets
+them go: every wait is bounded, and the assertions are about counts and order,
+never about how fast anything ran.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from storefront_dev.lambda_process import Invocation
 from storefront_dev.scheduler import (
-    Cadence,
     LocalScheduler,
+    Runs,
     ScheduleError,
-    Ticks,
     describe,
     parse_expression,
     scheduled_event,
 )
-from storefront_dev.templates import Schedule, TemplateError
+from storefront_dev.templates import Schedule, TemplateError, load_template
 
-WALL_START = datetime(2026, 11, 22, 3, 0, 0, tzinfo=UTC)
+WALL_START = datetime(2026, 11, 22, 3, 0, 0, tzinfo=UTC)  # a Sunday
 RELAY = Schedule("OutboxRelayFunction", "rate(1 minute)", "OutboxRelayFunctionEveryMinute")
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+WAIT = 30.0  # the bound on any wait for the scheduler's threads
+
+
+def fire_times(expression: str, after: datetime, count: int = 4) -> list[str]:
+    trigger = parse_expression(expression)
+    times: list[str] = []
+    previous, now = None, after
+    for _ in range(count):
+        fire = trigger.get_next_fire_time(previous, now)
+        times.append(f"{fire.astimezone(UTC):%a %Y-%m-%d %H:%M}")
+        previous = now = fire
+    return times
 
 
 @pytest.mark.parametrize(
@@ -43,13 +60,92 @@ RELAY = Schedule("OutboxRelayFunction", "rate(1 minute)", "OutboxRelayFunctionEv
     ],
 )
 def test_rate_expressions_become_intervals(expression: str, seconds: int) -> None:
-    assert parse_expression(expression) == Cadence(float(seconds))
+    trigger = parse_expression(expression)
+    assert isinstance(trigger, IntervalTrigger)
+    assert trigger.interval == timedelta(seconds=seconds)
+    first = trigger.get_next_fire_time(None, WALL_START)
+    assert trigger.get_next_fire_time(first, first) - first == timedelta(seconds=seconds)
 
 
-def test_a_cron_expression_runs_every_minute_and_says_so() -> None:
-    cadence = parse_expression("cron(0 3 * * ? *)")
-    assert cadence.interval_seconds == 60
-    assert "every minute" in cadence.note
+def test_the_templates_own_schedules_fire_on_their_rates() -> None:
+    schedules = load_template(TEMPLATE).schedules
+    expressions = {schedule.expression for schedule in schedules}
+    assert {"rate(1 minute)", "rate(1 hour)"} <= expressions
+    for expression in expressions:
+        trigger = parse_expression(expression)  # each one runs locally
+        first = trigger.get_next_fire_time(None, WALL_START)
+        second = trigger.get_next_fire_time(first, first)
+        if expression == "rate(1 minute)":
+            assert second - first == timedelta(minutes=1)
+        elif expression == "rate(1 hour)":
+            assert second - first == timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("expression", "fires"),
+    [
+        # Every night at 03:00 UTC: once a day, never every minute.
+        (
+            "cron(0 3 * * ? *)",
+            ["Mon 2026-11-23 03:00", "Tue 2026-11-24 03:00", "Wed 2026-11-25 03:00"],
+        ),
+        (
+            "cron(0/15 * * * ? *)",
+            ["Sun 2026-11-22 03:15", "Sun 2026-11-22 03:30", "Sun 2026-11-22 03:45"],
+        ),
+        (
+            "cron(0 9 ? * MON-FRI *)",
+            ["Mon 2026-11-23 09:00", "Tue 2026-11-24 09:00", "Wed 2026-11-25 09:00"],
+        ),
+        # EventBridge's numbers: 1 is Sunday, so 2-6 is MON-FRI ...
+        (
+            "cron(0 9 ? * 2-6 *)",
+            ["Mon 2026-11-23 09:00", "Tue 2026-11-24 09:00", "Wed 2026-11-25 09:00"],
+        ),
+        # ... 1 Sunday (APScheduler's 1 would be Tuesday) and 7 Saturday.
+        (
+            "cron(0 8 ? * 1 *)",
+            ["Sun 2026-11-22 08:00", "Sun 2026-11-29 08:00", "Sun 2026-12-06 08:00"],
+        ),
+        (
+            "cron(30 0 ? * 7 *)",
+            ["Sat 2026-11-28 00:30", "Sat 2026-12-05 00:30", "Sat 2026-12-12 00:30"],
+        ),
+        # A range across the week's end wraps.
+        (
+            "cron(0 6 ? * FRI-MON *)",
+            ["Sun 2026-11-22 06:00", "Mon 2026-11-23 06:00", "Fri 2026-11-27 06:00"],
+        ),
+        # The last Friday of the month, the first Monday, the last day.
+        (
+            "cron(0 18 ? * 6L *)",
+            ["Fri 2026-11-27 18:00", "Fri 2026-12-25 18:00", "Fri 2027-01-29 18:00"],
+        ),
+        (
+            "cron(0 10 ? * 2#1 *)",
+            ["Mon 2026-12-07 10:00", "Mon 2027-01-04 10:00", "Mon 2027-02-01 10:00"],
+        ),
+        (
+            "cron(0 0 L * ? *)",
+            ["Mon 2026-11-30 00:00", "Thu 2026-12-31 00:00", "Sun 2027-01-31 00:00"],
+        ),
+        (
+            "cron(0 0 1 JAN,JUL ? 2027-2028)",
+            ["Fri 2027-01-01 00:00", "Thu 2027-07-01 00:00", "Sat 2028-01-01 00:00"],
+        ),
+    ],
+)
+def test_cron_expressions_fire_as_eventbridge_would(expression: str, fires: list[str]) -> None:
+    assert fire_times(expression, WALL_START + timedelta(seconds=30), len(fires)) == fires
+
+
+def test_a_cron_schedule_does_not_fire_every_minute() -> None:
+    times = fire_times("cron(0 3 * * ? *)", WALL_START + timedelta(seconds=1), count=10)
+    assert len(set(times)) == 10
+    assert all(time.endswith("03:00") for time in times)
+    assert fire_times("cron(0 3 * * ? *)", WALL_START - timedelta(minutes=1), 1) == [
+        "Sun 2026-11-22 03:00"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -64,6 +160,15 @@ def test_a_cron_expression_runs_every_minute_and_says_so() -> None:
         "rate(minutes)",
         "every 5 minutes",
         "cron(0 3 * * ?)",  # AWS cron has six fields
+        "cron(0 3 * * ? * *)",
+        "cron(0 3 1 * MON *)",  # one of the day fields must be ?
+        "cron(0 3 * * * *)",
+        "cron(0 3 ? * ? *)",
+        "cron(61 3 * * ? *)",
+        "cron(0 3 ? * 8 *)",  # days of the week are 1-7
+        "cron(0 3 ? * MON#6 *)",
+        "cron(0 3 ? * MON,6L *)",
+        "cron(0 3 15W * ? *)",  # the nearest weekday: not evaluated locally
         "at(2026-12-01T10:00:00)",
         "",
     ],
@@ -77,7 +182,7 @@ def test_what_the_scheduler_cannot_run_is_a_template_error(expression: str) -> N
 def test_describe_names_how_a_schedule_runs_locally() -> None:
     assert describe(RELAY) == "rate(1 minute)"
     nightly = Schedule("F", "cron(0 3 * * ? *)", "FNightly")
-    assert describe(nightly) == "cron(0 3 * * ? *) (cron is not evaluated locally: every minute)"
+    assert describe(nightly) == "cron(0 3 * * ? *) (UTC)"
     off = Schedule("F", "rate(1 hour)", "FHourly", enabled=False)
     assert describe(off) == "rate(1 hour) (disabled in the template)"
 
@@ -121,137 +226,174 @@ def test_a_literal_input_is_the_event() -> None:
     assert scheduled_event(schedule, WALL_START) == {"mode": "single-shot"}
 
 
-def test_ticks_coalesce_the_ones_that_passed() -> None:
-    ticks = Ticks(interval=60, due=0)
-    assert ticks.take(0) == 0
-    assert ticks.take(59.9) is None
-    assert ticks.seconds_until_due(59.5) == pytest.approx(0.5)
-    assert ticks.take(200) == 180  # 60, 120 and 180 passed: one tick, the latest
-    assert ticks.seconds_until_due(200) == pytest.approx(40)
-    assert ticks.take(240) == 240
-
-
-@dataclass
-class FakeClock:
-    now: float = 1000.0
-
-    def wall(self) -> datetime:
-        return WALL_START + timedelta(seconds=self.now - 1000.0)
-
-
-@dataclass
-class FakeFleet:
-    """Invocations take the given durations on the fake clock; then the test is over."""
-
-    clock: FakeClock
-    durations: Sequence[float]
-    calls: list[tuple[float, str, Mapping[str, Any]]] = field(default_factory=list)
-
-    @property
-    def done(self) -> bool:
-        return len(self.calls) >= len(self.durations)
-
-    def invoke(self, function_id: str, event: Mapping[str, Any]) -> Invocation:
-        self.calls.append((self.clock.now - 1000.0, function_id, event))
-        self.clock.now += self.durations[len(self.calls) - 1]
-        return Invocation("request-id", result={})
-
-    def wait(self, seconds: float) -> bool:
-        self.clock.now += seconds
-        return self.done
-
-
-def run_schedule(
-    durations: Sequence[float], schedule: Schedule = RELAY
-) -> tuple[FakeFleet, list[str]]:
-    clock = FakeClock()
-    fleet = FakeFleet(clock, durations)
-    lines: list[str] = []
-    scheduler = LocalScheduler(
-        fleet,
-        [schedule],
-        clock=lambda: clock.now,
-        wall_clock=clock.wall,
-        wait=fleet.wait,
-        log=lines.append,
-    )
-    ((schedule, cadence),) = scheduler.schedules
-    scheduler.run_schedule(schedule, cadence)
-    return fleet, lines
-
-
-def test_a_short_invocation_runs_once_per_tick_from_start_up() -> None:
-    fleet, lines = run_schedule([5, 5, 5, 5])
-    assert [start for start, _, _ in fleet.calls] == [0, 60, 120, 180]
-    assert [event["time"][11:] for _, _, event in fleet.calls] == [
-        "03:00:00Z",
-        "03:01:00Z",
-        "03:02:00Z",
-        "03:03:00Z",
-    ]
-    assert len(lines) == 4
-    assert lines[0] == (
-        "SCHEDULE OutboxRelayFunction rate(1 minute) (OutboxRelayFunctionEveryMinute)"
-        " tick 03:00:00Z"
-    )
-    assert not any("late" in line for line in lines)
-
-
-def test_a_function_looping_past_its_rate_runs_back_to_back() -> None:
-    # Timeout 70 s on a one-minute rate: each tick passes while the previous
-    # invocation runs, so the next one starts the moment it ends.
-    fleet, lines = run_schedule([70, 70, 70, 70])
-    assert [start for start, _, _ in fleet.calls] == [0, 70, 140, 210]
-    # Each event still names the tick it stands for.
-    assert [event["time"][11:] for _, _, event in fleet.calls] == [
-        "03:00:00Z",
-        "03:01:00Z",
-        "03:02:00Z",
-        "03:03:00Z",
-    ]
-    assert ["late" in line for line in lines] == [False, True, True, True]
-
-
-def test_ticks_that_pass_during_one_invocation_start_only_one_more() -> None:
-    # Ticks at 60 and 120 pass during a 130 s invocation: one invocation at
-    # 130 (for the 120 tick), not two, and then the schedule is back on its grid.
-    fleet, lines = run_schedule([130, 5, 5, 5])
-    assert [start for start, _, _ in fleet.calls] == [0, 130, 180, 240]
-    assert fleet.calls[1][2]["time"].endswith("03:02:00Z")
-    assert ["late" in line for line in lines] == [False, True, False, False]
-
-
-def test_every_invocation_is_the_scheduled_function_with_a_fresh_event() -> None:
-    fleet, _ = run_schedule([1, 1, 1])
-    assert {function_id for _, function_id, _ in fleet.calls} == {"OutboxRelayFunction"}
-    assert len({event["id"] for _, _, event in fleet.calls}) == 3
-
-
-def test_a_failing_invoke_does_not_end_the_schedule() -> None:
-    clock = FakeClock()
-    lines: list[str] = []
-
-    class BrokenFleet(FakeFleet):
-        def invoke(self, function_id: str, event: Mapping[str, Any]) -> Invocation:
-            super().invoke(function_id, event)
-            raise RuntimeError("pipe broke")
-
-    fleet = BrokenFleet(clock, [1, 1])
-    scheduler = LocalScheduler(
-        fleet, [RELAY], clock=lambda: clock.now, wait=fleet.wait, log=lines.append
-    )
-    scheduler.run_schedule(*scheduler.schedules[0])
-    assert len(fleet.calls) == 2
-    assert sum("invocation failed: RuntimeError('pipe broke')" in line for line in lines) == 2
+def test_ticks_that_find_an_invocation_running_wait_as_one_the_latest() -> None:
+    runs = Runs()
+    ticks = [WALL_START + timedelta(minutes=minute) for minute in range(5)]
+    assert runs.begin(ticks[0])
+    assert not runs.begin(ticks[1])  # skipped: the first still runs
+    assert not runs.begin(ticks[2])
+    assert runs.end() == ticks[2]  # one more, for the latest, at once
+    assert runs.running
+    assert runs.end() is None  # none skipped meanwhile: idle
+    assert not runs.running
+    assert runs.begin(ticks[3])
+    assert not runs.begin(ticks[4])
+    assert runs.end(stopping=True) is None  # stopping drops what waits
+    assert not runs.running
 
 
 def test_disabled_schedules_do_not_run_and_bad_expressions_fail_up_front() -> None:
     off = Schedule("F", "rate(1 hour)", "FHourly", enabled=False)
-    assert LocalScheduler(FakeFleet(FakeClock(), []), [RELAY, off]).schedules == [
-        (RELAY, Cadence(60.0))
-    ]
+    assert LocalScheduler(GatedFleet(), [RELAY, off]).schedules == [RELAY]
     with pytest.raises(ScheduleError, match="every minute"):
-        LocalScheduler(FakeFleet(FakeClock(), []), [Schedule("F", "every minute", "F")])
+        LocalScheduler(GatedFleet(), [Schedule("F", "every minute", "F")])
+
+
+class GatedFleet:
+    """Invocations block until the test opens their gate; it records what ran when.
+
+    ``gates[n]`` holds the (n+1)th invocation; invocations past the gates' end
+    return at once, after ``sleep`` seconds.
+    """
+
+    def __init__(self, gates: int = 0, sleep: float = 0.0, error: Exception | None = None):
+        self.gates = [threading.Event() for _ in range(gates)]
+        self.sleep = sleep
+        self.error = error
+        self.calls: list[tuple[str, Mapping[str, Any]]] = []
+        self.story: list[str] = []  # "start" and "end" of each invocation, in order
+        self.running = 0
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def invoke(self, function_id: str, event: Mapping[str, Any]) -> Invocation:
+        with self._lock:
+            number = len(self.calls)
+            self.calls.append((function_id, event))
+            self.story.append("start")
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            if number < len(self.gates):
+                assert self.gates[number].wait(WAIT), "the test never opened the gate"
+            time.sleep(self.sleep)
+            if self.error is not None:
+                raise self.error
+        finally:
+            with self._lock:
+                self.running -= 1
+                self.story.append("end")
+        return Invocation("request-id", result={})
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.01)
+
+
+def every(seconds: float) -> Callable[[str], Any]:
+    """A trigger for any expression: ticks ``seconds`` apart, to test on a short interval."""
+    return lambda expression: IntervalTrigger(seconds=seconds, timezone=UTC)
+
+
+@pytest.fixture
+def running() -> Iterator[list[LocalScheduler]]:
+    """Schedulers a test starts; stopped and joined however the test ends."""
+    started: list[LocalScheduler] = []
+    yield started
+    for scheduler in started:
+        scheduler.stop()
+        scheduler.join()
+
+
+def test_a_slow_invocation_does_not_pile_up_ticks(running: list[LocalScheduler]) -> None:
+    fleet = GatedFleet(gates=2)
+    lines: list[str] = []
+    scheduler = LocalScheduler(fleet, [RELAY], log=lines.append, trigger_for=every(0.05))
+    running.append(scheduler)
+    scheduler.start()
+    # The start-up invocation holds on while ticks pass: each is skipped.
+    wait_for(lambda: sum("skipped" in line for line in lines) >= 3, "three skipped ticks")
+    assert len(fleet.calls) == 1
+    fleet.gates[0].set()
+    # Once it ends, one more invocation (not one per skipped tick) starts at once.
+    wait_for(lambda: len(fleet.calls) == 2, "the invocation for the skipped ticks")
+    second = next(n for n, line in enumerate(lines) if "late" in line)
+    wait_for(lambda: any("skipped" in line for line in lines[second:]), "a skip after it")
+    assert len(fleet.calls) == 2  # the second holds on: skipped ticks only wait
+    scheduler.stop()
+    fleet.gates[1].set()
+    scheduler.join()
+    assert not scheduler.running
+    assert len(fleet.calls) == 2  # what waited when it stopped never ran
+    assert fleet.most_at_once == 1
+    invocations = [line for line in lines if "skipped" not in line]
+    assert ["late" in line for line in invocations] == [False, True]
+    first_skip = next(n for n, line in enumerate(lines) if "skipped" in line)
+    assert lines.index(invocations[1]) > first_skip
+    assert lines[0].startswith(
+        "SCHEDULE OutboxRelayFunction rate(1 minute) (OutboxRelayFunctionEveryMinute) tick "
+    )
+    assert "skipped: the previous invocation still runs" in lines[first_skip]
+
+
+def test_a_function_slower_than_its_rate_runs_back_to_back(
+    running: list[LocalScheduler],
+) -> None:
+    fleet = GatedFleet(sleep=0.2)
+    lines: list[str] = []
+    scheduler = LocalScheduler(fleet, [RELAY], log=lines.append, trigger_for=every(0.05))
+    running.append(scheduler)
+    scheduler.start()
+    wait_for(lambda: len(fleet.calls) >= 4, "four invocations")
+    scheduler.stop()
+    scheduler.join()
+    assert not scheduler.running
+    # One at a time, whatever the ticks did meanwhile.
+    assert fleet.most_at_once == 1
+    assert fleet.story == ["start", "end"] * len(fleet.calls)
+    assert any("skipped" in line for line in lines)
+    # Each event names the tick it stands for: never an earlier one than the last.
+    times = [event["time"] for _, event in fleet.calls]
+    assert times == sorted(times)
+
+
+def test_a_cron_schedule_runs_at_start_up_then_waits_for_its_time(
+    running: list[LocalScheduler],
+) -> None:
+    nightly = Schedule("OutboxCleanupFunction", "cron(0 3 * * ? *)", "Nightly")
+    fleet = GatedFleet()
+    before = datetime.now(UTC).replace(microsecond=0)
+    scheduler = LocalScheduler(fleet, [nightly], log=lambda line: None)
+    running.append(scheduler)
+    scheduler.start()
+    wait_for(lambda: len(fleet.calls) == 1, "the start-up invocation")
+
+    def at_three(tick: datetime | None) -> bool:
+        return tick is not None and f"{tick:%H:%M:%S.%f}" == "03:00:00.000000"
+
+    # Once the start-up tick is done, the next is the next 03:00 UTC.
+    wait_for(lambda: at_three(scheduler.next_tick(nightly)), "the next tick")
+    next_tick = scheduler.next_tick(nightly)
+    assert next_tick is not None
+    assert before < next_tick <= datetime.now(UTC) + timedelta(days=1)
+    assert len(fleet.calls) == 1
+    assert fleet.calls[0][1]["time"] >= f"{before:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def test_a_failing_invoke_does_not_end_the_schedule(running: list[LocalScheduler]) -> None:
+    fleet = GatedFleet(error=RuntimeError("pipe broke"))
+    lines: list[str] = []
+    scheduler = LocalScheduler(fleet, [RELAY], log=lines.append, trigger_for=every(0.05))
+    running.append(scheduler)
+    scheduler.start()
+    wait_for(lambda: len(fleet.calls) >= 3, "three invocations")
+    scheduler.stop()
+    scheduler.join()
+    failures = sum("invocation failed: RuntimeError('pipe broke')" in line for line in lines)
+    assert failures == len(fleet.calls)
 
 
 class RecordingFleet:
@@ -271,7 +413,7 @@ class RecordingFleet:
         return Invocation("request-id", result={})
 
 
-def test_threads_invoke_each_schedule_at_start_up_and_stop_cleanly() -> None:
+def test_each_schedule_is_invoked_at_start_up_and_stops_cleanly() -> None:
     schedules = [
         RELAY,
         Schedule("OrderWorkerFunction", "rate(1 minute)", "OrderWorkerFunctionEveryMinute"),
@@ -281,12 +423,13 @@ def test_threads_invoke_each_schedule_at_start_up_and_stop_cleanly() -> None:
     scheduler = LocalScheduler(fleet, schedules, log=lambda line: None)
     scheduler.start()
     try:
-        assert fleet.all_invoked.wait(timeout=30), fleet.invoked
+        assert fleet.all_invoked.wait(timeout=WAIT), fleet.invoked
     finally:
         scheduler.stop()
         scheduler.join()
-    # Every thread was waiting for its next tick; the stop woke and ended them.
+    # Every schedule was waiting for its next tick (a minute away); stop ended them.
+    assert sorted(fleet.invoked) == sorted(schedule.function_id for schedule in schedules)
     assert not scheduler.running
-    invoked = len(fleet.invoked)
     scheduler.stop()  # idempotent
-    assert len(fleet.invoked) == invoked
+    scheduler.join()
+    assert len(fleet.invoked) == len(schedules)
