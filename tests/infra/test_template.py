@@ -10,17 +10,15 @@ import pytest
 from cfn_tools import load_yaml
 from fastapi import FastAPI
 
-from storefront.catalog.api import create_catalog_app
-from storefront.orders.api import create_orders_app
-from storefront.reports.api import create_reports_app
+from storefront import wiring
 from storefront_dev.routes import Router
 from storefront_dev.templates import StackTemplate, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 API_APPS = {
-    "CatalogApiFunction": create_catalog_app,
-    "OrdersApiFunction": create_orders_app,
-    "ReportsApiFunction": create_reports_app,
+    "CatalogApiFunction": wiring.catalog_app,
+    "OrdersApiFunction": wiring.orders_app,
+    "ReportsApiFunction": wiring.reports_app,
 }
 
 
