@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Column,
@@ -148,3 +148,22 @@ async def remember(
         .where(idempotency_keys.c.scope == key.scope, idempotency_keys.c.key == key.key)
         .values(response_status=status, response_body=body)
     )
+
+
+class Idempotency(Protocol):
+    """Idempotency keys in the unit of work's transaction (:func:`claim`, :func:`remember`)."""
+
+    async def claim(self, key: IdempotencyKey) -> StoredResponse | None: ...
+
+    async def remember(self, key: IdempotencyKey, status: int, body: dict[str, Any]) -> None: ...
+
+
+class SqlIdempotency:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def claim(self, key: IdempotencyKey) -> StoredResponse | None:
+        return await claim(self.connection, key)
+
+    async def remember(self, key: IdempotencyKey, status: int, body: dict[str, Any]) -> None:
+        await remember(self.connection, key, status, body)

@@ -161,3 +161,39 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.connection.commit()
+
+
+class RepositoryUnitOfWork:
+    """A context's unit of work: its repositories on one transaction, its own
+    (``async with``, then :meth:`commit`) or one already open (:meth:`on`: a
+    worker's run, which the caller commits). Subclasses build the
+    repositories in :meth:`_attach`."""
+
+    def __init__(self, database: AsyncEngine | AsyncConnection, settings: Settings) -> None:
+        self._transaction = UnitOfWork(database)
+        self.settings = settings
+
+    @classmethod
+    def on(cls, connection: AsyncConnection, settings: Settings) -> Self:
+        uow = cls(connection, settings)
+        uow._attach(connection)
+        return uow
+
+    def _attach(self, connection: AsyncConnection) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self._transaction.__aenter__()
+        self._attach(self._transaction.connection)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._transaction.__aexit__(exc_type, exc, tb)
+
+    async def commit(self) -> None:
+        await self._transaction.commit()

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from storefront.adapters.database import UnitOfWork
 from storefront.events.envelope import Event, Payload, payload_type
-from storefront.events.handlers import Handler, HandlerRegistry, RunHandler
+from storefront.events.handlers import Handler, HandlerRegistry, RunHandler, UnitOfWorkFactory
 from storefront.events.outbox import add_events
 from storefront.events.positions import sequence_of
 from storefront.settings import Settings
@@ -121,6 +121,8 @@ class Delivery:
     handler: Handler[Any]
     # Set when the handler takes a run of such events at once.
     run_handler: RunHandler[Any] | None
+    # Makes the unit of work the handler takes (its context's).
+    unit_of_work: UnitOfWorkFactory
 
 
 def route_entry(entry: Entry, registry: HandlerRegistry) -> Delivery | None:
@@ -152,19 +154,20 @@ def route_entry(entry: Entry, registry: HandlerRegistry) -> Delivery | None:
         payload = model.model_validate(event.payload)
     except ValidationError as error:
         raise PoisonEntry(f"invalid {kind} payload: {error}") from error
-    return Delivery(event, payload, handler, registry.run_handler(event))
+    return Delivery(event, payload, handler, registry.run_handler(event), registry.unit_of_work)
 
 
 async def handle(deliveries: Sequence[Delivery], uow: UnitOfWork, settings: Settings) -> None:
     """Handle deliveries in ``uow``'s open transaction (the caller commits): all
     at once through their run handler, or one by one."""
     run_handler = deliveries[0].run_handler
+    context = deliveries[0].unit_of_work(uow, settings)
     emitted: list[Event] = []
     if run_handler is not None:
-        emitted += await run_handler([(d.payload, d.event) for d in deliveries], uow)
+        emitted += await run_handler([(d.payload, d.event) for d in deliveries], context)
     else:
         for delivery in deliveries:
-            emitted += await delivery.handler(delivery.payload, delivery.event, uow)
+            emitted += await delivery.handler(delivery.payload, delivery.event, context)
     await add_events(uow.connection, emitted, settings.event_partitions)
 
 

@@ -1,10 +1,15 @@
 """Event handlers, registered per payload type.
 
 A handler is a short function: it takes the typed payload, the event it came
-in, and the unit of work whose transaction also moves the group's position
-past the event; it returns the events it emits, which go to the outbox in
-that same transaction. So the effect, the "processed" mark and the
+in, and a unit of work on the transaction that also moves the group's
+position past the event; it returns the events it emits, which go to the
+outbox in that same transaction. So the effect, the "processed" mark and the
 consequences commit together or not at all.
+
+Which unit of work a handler gets is its context's: the registry's
+``unit_of_work`` makes it from the run's transaction (the orders context's
+owns ``uow.orders``, inventory's ``uow.stock`` ...), so handlers are tested on
+a fake one. Without it, handlers get the run's own :class:`UnitOfWork`.
 """
 
 from __future__ import annotations
@@ -14,21 +19,32 @@ from typing import Any, TypeVar
 
 from storefront.adapters.database import UnitOfWork
 from storefront.events.envelope import Event, Payload
+from storefront.settings import Settings
 
 P = TypeVar("P", bound=Payload)
-Handler = Callable[[P, Event, UnitOfWork], Awaitable[Sequence[Event]]]
+# The unit of work is the context's own (see the module's docstring): Any here.
+Handler = Callable[[P, Event, Any], Awaitable[Sequence[Event]]]
 # Takes consecutive events of one type at once, in their order: one statement
 # for many events where a handler of one event would send several per event.
-RunHandler = Callable[[Sequence[tuple[P, Event]], UnitOfWork], Awaitable[Sequence[Event]]]
+RunHandler = Callable[[Sequence[tuple[P, Event]], Any], Awaitable[Sequence[Event]]]
+# Makes a context's unit of work on the run's open transaction.
+UnitOfWorkFactory = Callable[[UnitOfWork, Settings], Any]
+
+
+def _the_run_itself(uow: UnitOfWork, settings: Settings) -> UnitOfWork:
+    return uow
 
 
 class HandlerRegistry:
     """The handlers of one consumer group, by event type and schema version."""
 
-    def __init__(self, consumer: str = "") -> None:
+    def __init__(
+        self, consumer: str = "", unit_of_work: UnitOfWorkFactory = _the_run_itself
+    ) -> None:
         # The consumer group's name: given by the composition root
         # (storefront.wiring, :meth:`for_group`), not by the context.
         self.consumer = consumer
+        self.unit_of_work = unit_of_work
         self._handlers: dict[tuple[str, int], tuple[type[Payload], Handler[Any]]] = {}
         self._run_handlers: dict[tuple[str, int], RunHandler[Any]] = {}
 
@@ -61,7 +77,7 @@ class HandlerRegistry:
 
     def for_group(self, group: str) -> HandlerRegistry:
         """These handlers, run by consumer group ``group``."""
-        named = HandlerRegistry(group)
+        named = HandlerRegistry(group, self.unit_of_work)
         named._handlers, named._run_handlers = self._handlers, self._run_handlers
         return named
 

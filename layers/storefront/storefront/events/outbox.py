@@ -9,6 +9,7 @@ something committed to relay.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -105,3 +106,17 @@ async def add_events(
         ],
     )
     return [row.id for row in rows]
+
+
+class Outbox(Protocol):
+    """Where a use case's events go, in its unit of work's transaction."""
+
+    async def add(self, events: Sequence[Event]) -> None: ...
+
+
+class SqlOutbox:
+    def __init__(self, connection: AsyncConnection, partitions: int) -> None:
+        self.connection, self.partitions = connection, partitions
+
+    async def add(self, events: Sequence[Event]) -> None:
+        await add_events(self.connection, events, self.partitions)

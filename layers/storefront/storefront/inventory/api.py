@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from storefront.inventory import service
 from storefront.inventory.domain import StockChange, StockLevel
+from storefront.inventory.unit_of_work import InventoryUnitOfWork, SqlInventoryUnitOfWork
 from storefront.web.authorization import StockKeeper
-from storefront.web.dependencies import Engine
+from storefront.web.dependencies import Engine, SettingsDep
 from storefront.web.problems import documented
 
 router = APIRouter(tags=["inventory"])
+
+
+def inventory_unit_of_work(engine: Engine, settings: SettingsDep) -> InventoryUnitOfWork:
+    """A unit of work on PostgreSQL, entered by the use case."""
+    return SqlInventoryUnitOfWork(engine, settings)
+
+
+InventoryUow = Annotated[InventoryUnitOfWork, Depends(inventory_unit_of_work)]
 
 
 @router.get(
@@ -20,8 +30,8 @@ router = APIRouter(tags=["inventory"])
     response_model=StockLevel,
     responses=documented(_404="No such product"),
 )
-async def get_stock(product_id: UUID, engine: Engine, _: StockKeeper) -> StockLevel:
-    return await service.get_stock(product_id, engine)
+async def get_stock(product_id: UUID, uow: InventoryUow, _: StockKeeper) -> StockLevel:
+    return await service.get_stock(product_id, uow)
 
 
 @router.put(
@@ -30,6 +40,6 @@ async def get_stock(product_id: UUID, engine: Engine, _: StockKeeper) -> StockLe
     responses=documented(_404="No such product", _409="Fewer than the units reserved"),
 )
 async def set_stock(
-    product_id: UUID, change: StockChange, engine: Engine, _: StockKeeper
+    product_id: UUID, change: StockChange, uow: InventoryUow, _: StockKeeper
 ) -> StockLevel:
-    return await service.set_stock(product_id, change, engine)
+    return await service.set_stock(product_id, change, uow)

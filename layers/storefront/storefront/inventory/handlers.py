@@ -1,12 +1,14 @@
 """What the inventory worker does: reserve a whole order's stock, or none of
 it, and release it when the order is cancelled (compensation).
 
-Inventory decides from its own tables only: the stock levels and the
-reservations it made (with the quantities each holds). It never reads or
-locks an order. An order's ``OrderPlaced`` always comes before its
-``OrderCancelled`` (the orders context writes both under the order's row
-lock, and the partition keeps their order), so an order cancelled before its
-stock was reserved is reserved and, a moment later, released.
+Inventory writes only its own tables: the stock levels and the reservations
+it made, with the quantities each holds. It asks the orders context (its
+facade, a read without a lock) which orders are still pending, so an order
+cancelled before its stock was reserved holds nothing: reserving it would
+only starve other orders until the release came through. An order cancelled
+just after that read is reserved and, once its ``OrderCancelled`` arrives
+(always after its ``OrderPlaced``: the orders context writes both under the
+order's row lock, and the partition keeps their order), released.
 """
 
 from __future__ import annotations
@@ -14,19 +16,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from storefront.adapters.database import UnitOfWork
 from storefront.events.envelope import Event
 from storefront.events.handlers import HandlerRegistry
-from storefront.inventory import repository
 from storefront.inventory.events import Shortage, StockRejected, StockReleased, StockReserved
+from storefront.inventory.unit_of_work import InventoryUnitOfWork, SqlInventoryUnitOfWork
 from storefront.orders.events import OrderCancelled, OrderPlaced
 
-inventory_handlers = HandlerRegistry()
+inventory_handlers = HandlerRegistry(
+    unit_of_work=lambda run, settings: SqlInventoryUnitOfWork.on(run.connection, settings)
+)
 
 
 @inventory_handlers.on_run(OrderPlaced)
 async def reserve_stock(
-    placed: Sequence[tuple[OrderPlaced, Event]], uow: UnitOfWork
+    placed: Sequence[tuple[OrderPlaced, Event]], uow: InventoryUnitOfWork
 ) -> Sequence[Event]:
     """Reserve each order's stock, or none of it, in the order they were placed.
 
@@ -35,8 +38,12 @@ async def reserve_stock(
     here one order after the other against what the earlier ones took, and
     the reservations written in one statement.
     """
+    pending = await uow.orders.pending([payload.order_id for payload, _ in placed])
+    placed = [(payload, event) for payload, event in placed if payload.order_id in pending]
+    if not placed:
+        return []
     product_ids = sorted({line.product_id for payload, _ in placed for line in payload.items})
-    stock = await repository.lock_stock(uow.connection, product_ids)
+    stock = await uow.stock.lock(product_ids)
     available = {product_id: level.available for product_id, level in stock.items()}
     reserved: dict[UUID, dict[UUID, int]] = {}
     answers: list[Event] = []
@@ -57,15 +64,14 @@ async def reserve_stock(
         reservation = StockReserved(order_id=payload.order_id)
         answers.append(Event.of(reservation, payload.order_id, caused_by=event))
     if reserved:
-        await repository.reserve_orders(uow.connection, reserved)
+        await uow.stock.reserve(reserved)
     return answers
 
 
 @inventory_handlers.on(OrderCancelled)
-async def release_stock(payload: OrderCancelled, event: Event, uow: UnitOfWork) -> Sequence[Event]:
-    held = await repository.take_reservation(uow.connection, payload.order_id)
-    if held is None:
+async def release_stock(
+    payload: OrderCancelled, event: Event, uow: InventoryUnitOfWork
+) -> Sequence[Event]:
+    if await uow.stock.release(payload.order_id) is None:
         return []  # rejected orders hold nothing
-    await repository.lock_stock(uow.connection, sorted(held))
-    await repository.add_reserved(uow.connection, {pid: -qty for pid, qty in held.items()})
     return [Event.of(StockReleased(order_id=payload.order_id), payload.order_id, caused_by=event)]

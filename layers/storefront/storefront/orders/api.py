@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from storefront.orders import service
 from storefront.orders.domain import Order, OrderPage, OrderQuery, OrderStatus, PlaceOrder
+from storefront.orders.unit_of_work import OrdersUnitOfWork, SqlOrdersUnitOfWork
 from storefront.pagination import decode_cursor
 from storefront.text import STORABLE_TEXT
 from storefront.web.authentication import Customer
@@ -21,6 +22,14 @@ from storefront.web.idempotency import IdempotencyKeyHeader, answered, idempoten
 from storefront.web.problems import documented
 
 router = APIRouter(tags=["orders"])
+
+
+def orders_unit_of_work(engine: Engine, settings: SettingsDep) -> OrdersUnitOfWork:
+    """A unit of work on PostgreSQL, entered by the use case."""
+    return SqlOrdersUnitOfWork(engine, settings)
+
+
+OrdersUow = Annotated[OrdersUnitOfWork, Depends(orders_unit_of_work)]
 
 _NOT_FOUND = documented(_404="No such order")
 
@@ -34,8 +43,7 @@ _NOT_FOUND = documented(_404="No such order")
 async def place_order(
     request: PlaceOrder,
     response: Response,
-    engine: Engine,
-    settings: SettingsDep,
+    uow: OrdersUow,
     correlation_id: CorrelationId,
     caller: Customer,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -43,8 +51,7 @@ async def place_order(
     key = idempotency_key_of(idempotency_key, caller.subject, "POST /orders", request)
     placed = await service.place_order(
         request,
-        engine,
-        settings,
+        uow,
         customer_id=caller.subject,
         correlation_id=correlation_id,
         idempotency_key=key,
@@ -59,7 +66,7 @@ async def place_order(
     responses=documented(_403="customer_id names another customer; only admins may"),
 )
 async def list_orders(
-    engine: Engine,
+    uow: OrdersUow,
     settings: SettingsDep,
     caller: Customer,
     status: OrderStatus | None = None,
@@ -76,12 +83,12 @@ async def list_orders(
         after=decode_cursor(cursor) if cursor else None,
         limit=min(limit or settings.page_size_default, settings.page_size_max),
     )
-    return await service.list_orders(query, caller, engine)
+    return await service.list_orders(query, caller, uow)
 
 
 @router.get("/orders/{order_id}", response_model=Order, responses=_NOT_FOUND)
-async def get_order(order_id: UUID, engine: Engine, caller: Customer) -> Order:
-    return await service.get_order(order_id, caller, engine)
+async def get_order(order_id: UUID, uow: OrdersUow, caller: Customer) -> Order:
+    return await service.get_order(order_id, caller, uow)
 
 
 @router.post(
@@ -90,12 +97,6 @@ async def get_order(order_id: UUID, engine: Engine, caller: Customer) -> Order:
     responses=_NOT_FOUND | documented(_409="The order is already rejected or cancelled"),
 )
 async def cancel_order(
-    order_id: UUID,
-    engine: Engine,
-    settings: SettingsDep,
-    correlation_id: CorrelationId,
-    caller: Customer,
+    order_id: UUID, uow: OrdersUow, correlation_id: CorrelationId, caller: Customer
 ) -> Order:
-    return await service.cancel_order(
-        order_id, caller, engine, settings, correlation_id=correlation_id
-    )
+    return await service.cancel_order(order_id, caller, uow, correlation_id=correlation_id)

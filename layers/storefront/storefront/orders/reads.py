@@ -1,12 +1,27 @@
-"""What other contexts may read of orders: read models, not its tables (reports)."""
+"""What other contexts may read of orders: read models, not its tables."""
 
 from __future__ import annotations
 
-from sqlalchemy import Subquery, select
+from collections.abc import Collection
+from uuid import UUID
 
+from sqlalchemy import Subquery, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storefront.orders.domain import OrderStatus
 from storefront.orders.tables import order_items, orders
 
-__all__ = ["order_lines_view", "orders_view"]
+__all__ = ["order_lines_view", "orders_view", "pending_orders"]
+
+
+async def pending_orders(connection: AsyncConnection, order_ids: Collection[UUID]) -> set[UUID]:
+    """Which of these orders are still PENDING (a read: no lock is taken)."""
+    found = await connection.scalars(
+        select(orders.c.id).where(
+            orders.c.id.in_(list(order_ids)), orders.c.status == OrderStatus.PENDING.value
+        )
+    )
+    return set(found)
 
 
 def orders_view() -> Subquery:

@@ -1,4 +1,4 @@
-"""Order persistence on one connection (the unit of work's transaction)."""
+"""Order persistence on one connection: the unit of work's transaction."""
 
 from __future__ import annotations
 
@@ -8,134 +8,101 @@ from uuid import UUID
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storefront import catalog
 from storefront.orders.domain import Order, OrderItem, OrderQuery, OrderStatus
 from storefront.orders.tables import order_items, orders
 
-
-async def prices_of(
-    connection: AsyncConnection, product_ids: Sequence[UUID]
-) -> dict[UUID, tuple[OrderItem, str]]:
-    """Current unit price and currency of each product that exists (the catalog's)."""
-    return {
-        product_id: (OrderItem(product_id=product_id, quantity=1, unit_price=price), currency)
-        for product_id, (price, currency) in (
-            await catalog.prices_of(connection, product_ids)
-        ).items()
-    }
+__all__ = ["SqlOrderRepository"]
 
 
-async def add_order(connection: AsyncConnection, order: Order) -> None:
-    await connection.execute(
-        insert(orders).values(
-            id=order.id,
-            customer_id=order.customer_id,
-            status=order.status.value,
-            total=order.total,
-            currency=order.currency,
-            created_at=order.created_at,
-            updated_at=order.updated_at,
-        )
-    )
-    await connection.execute(
-        insert(order_items),
-        [{"order_id": order.id, **item.model_dump()} for item in order.items],
-    )
+class SqlOrderRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
 
-
-async def get_order(
-    connection: AsyncConnection,
-    order_id: UUID,
-    *,
-    for_update: bool = False,
-    customer_id: str | None = None,
-) -> Order | None:
-    """One order; ``for_update`` locks its row, which every writer of the
-    order's events does first, so its events commit in outbox id order.
-    With ``customer_id``, another customer's order is None, as a missing one."""
-    statement = select(orders).where(orders.c.id == order_id)
-    if customer_id is not None:
-        statement = statement.where(orders.c.customer_id == customer_id)
-    if for_update:
-        statement = statement.with_for_update()
-    row = (await connection.execute(statement)).first()
-    if row is None:
-        return None
-    return (await _with_items(connection, [row._mapping]))[0]
-
-
-async def lock_order(connection: AsyncConnection, order_id: UUID) -> OrderStatus | None:
-    """Lock the order's row, as every writer of its events does first (see
-    :func:`get_order`); its status, or None when it does not exist. One
-    statement, where ``get_order`` also reads the items: the saga's handlers
-    need only the status, and they run once per event."""
-    status = await connection.scalar(
-        select(orders.c.status).where(orders.c.id == order_id).with_for_update()
-    )
-    return None if status is None else OrderStatus(status)
-
-
-async def lock_orders(
-    connection: AsyncConnection, order_ids: Sequence[UUID]
-) -> dict[UUID, OrderStatus]:
-    """Lock many orders' rows at once, in id order (so two lockers of
-    overlapping orders cannot deadlock); their statuses, missing ones left out."""
-    rows = await connection.execute(
-        select(orders.c.id, orders.c.status)
-        .where(orders.c.id.in_(sorted(set(order_ids))))
-        .order_by(orders.c.id)
-        .with_for_update()
-    )
-    return {row.id: OrderStatus(row.status) for row in rows}
-
-
-async def list_orders(connection: AsyncConnection, query: OrderQuery) -> list[Order]:
-    statement = select(orders).order_by(orders.c.id).limit(query.limit + 1)
-    if query.after is not None:
-        statement = statement.where(orders.c.id > query.after)
-    if query.status is not None:
-        statement = statement.where(orders.c.status == query.status.value)
-    if query.customer_id is not None:
-        statement = statement.where(orders.c.customer_id == query.customer_id)
-    rows = [row._mapping for row in await connection.execute(statement)]
-    return await _with_items(connection, rows)
-
-
-async def set_status(
-    connection: AsyncConnection, order_id: UUID, status: OrderStatus, reason: str | None = None
-) -> None:
-    await connection.execute(
-        update(orders)
-        .where(orders.c.id == order_id)
-        .values(status=status.value, reason=reason, updated_at=func.now())
-    )
-
-
-async def confirm_orders(connection: AsyncConnection, order_ids: Sequence[UUID]) -> None:
-    """Mark many locked orders CONFIRMED in one statement."""
-    await connection.execute(
-        update(orders)
-        .where(orders.c.id.in_(list(order_ids)))
-        .values(status=OrderStatus.CONFIRMED.value, updated_at=func.now())
-    )
-
-
-async def _with_items(connection: AsyncConnection, rows: Sequence[object]) -> list[Order]:
-    ids = [row["id"] for row in rows]  # type: ignore[index]
-    items: dict[UUID, list[OrderItem]] = {order_id: [] for order_id in ids}
-    if ids:
-        found = await connection.execute(
-            select(order_items)
-            .where(order_items.c.order_id.in_(ids))
-            .order_by(order_items.c.order_id, order_items.c.product_id)
-        )
-        for item in found:
-            items[item.order_id].append(
-                OrderItem(
-                    product_id=item.product_id, quantity=item.quantity, unit_price=item.unit_price
-                )
+    async def add(self, order: Order) -> None:
+        await self.connection.execute(
+            insert(orders).values(
+                id=order.id,
+                customer_id=order.customer_id,
+                status=order.status.value,
+                total=order.total,
+                currency=order.currency,
+                created_at=order.created_at,
+                updated_at=order.updated_at,
             )
-    return [
-        Order.model_validate(dict(row) | {"items": items[row["id"]]})  # type: ignore[call-overload,index]
-        for row in rows
-    ]
+        )
+        await self.connection.execute(
+            insert(order_items),
+            [{"order_id": order.id, **item.model_dump()} for item in order.items],
+        )
+
+    async def get(
+        self, order_id: UUID, *, for_update: bool = False, customer_id: str | None = None
+    ) -> Order | None:
+        """One order; ``for_update`` locks its row, which every writer of the
+        order's events does first, so its events commit in outbox id order.
+        With ``customer_id``, another customer's order is None, as a missing one."""
+        statement = select(orders).where(orders.c.id == order_id)
+        if customer_id is not None:
+            statement = statement.where(orders.c.customer_id == customer_id)
+        if for_update:
+            statement = statement.with_for_update()
+        row = (await self.connection.execute(statement)).first()
+        if row is None:
+            return None
+        return (await self._with_items([row._mapping]))[0]
+
+    async def lock_statuses(self, order_ids: Sequence[UUID]) -> dict[UUID, OrderStatus]:
+        """Lock orders' rows, as every writer of their events does first, in id
+        order (two lockers of overlapping orders cannot deadlock); their
+        statuses, missing ones left out. One statement, where :meth:`get` also
+        reads the items: the saga's handlers need only the status."""
+        rows = await self.connection.execute(
+            select(orders.c.id, orders.c.status)
+            .where(orders.c.id.in_(sorted(set(order_ids))))
+            .order_by(orders.c.id)
+            .with_for_update()
+        )
+        return {row.id: OrderStatus(row.status) for row in rows}
+
+    async def page(self, query: OrderQuery) -> list[Order]:
+        statement = select(orders).order_by(orders.c.id).limit(query.limit + 1)
+        if query.after is not None:
+            statement = statement.where(orders.c.id > query.after)
+        if query.status is not None:
+            statement = statement.where(orders.c.status == query.status.value)
+        if query.customer_id is not None:
+            statement = statement.where(orders.c.customer_id == query.customer_id)
+        rows = [row._mapping for row in await self.connection.execute(statement)]
+        return await self._with_items(rows)
+
+    async def set_status(
+        self, order_ids: Sequence[UUID], status: OrderStatus, reason: str | None = None
+    ) -> None:
+        """Move locked orders to ``status``, in one statement."""
+        await self.connection.execute(
+            update(orders)
+            .where(orders.c.id.in_(list(order_ids)))
+            .values(status=status.value, reason=reason, updated_at=func.now())
+        )
+
+    async def _with_items(self, rows: Sequence[object]) -> list[Order]:
+        ids = [row["id"] for row in rows]  # type: ignore[index]
+        items: dict[UUID, list[OrderItem]] = {order_id: [] for order_id in ids}
+        if ids:
+            found = await self.connection.execute(
+                select(order_items)
+                .where(order_items.c.order_id.in_(ids))
+                .order_by(order_items.c.order_id, order_items.c.product_id)
+            )
+            for item in found:
+                items[item.order_id].append(
+                    OrderItem(
+                        product_id=item.product_id,
+                        quantity=item.quantity,
+                        unit_price=item.unit_price,
+                    )
+                )
+        return [
+            Order.model_validate(dict(row) | {"items": items[row["id"]]})  # type: ignore[call-overload,index]
+            for row in rows
+        ]

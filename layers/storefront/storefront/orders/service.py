@@ -12,17 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from storefront import idempotency
-from storefront.adapters.database import UnitOfWork
 from storefront.auth.principal import Principal
 from storefront.errors import InvalidInput
 from storefront.events.envelope import Event
-from storefront.events.outbox import add_events
 from storefront.idempotency import IdempotencyKey
 from storefront.ids import new_id
-from storefront.orders import repository
 from storefront.orders.domain import (
     CANCELLABLE,
     Order,
@@ -38,8 +32,8 @@ from storefront.orders.domain import (
     scoped_to,
 )
 from storefront.orders.events import OrderCancelled, OrderLine, OrderPlaced
+from storefront.orders.unit_of_work import OrdersUnitOfWork, Prices
 from storefront.pagination import encode_cursor
-from storefront.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -50,21 +44,20 @@ class PlacedOrder:
 
 async def place_order(
     request: PlaceOrder,
-    engine: AsyncEngine,
-    settings: Settings,
+    uow: OrdersUnitOfWork,
     customer_id: str,
     correlation_id: str | None = None,
     idempotency_key: IdempotencyKey | None = None,
 ) -> PlacedOrder:
     """The order, its items, its OrderPlaced event and its idempotency key:
     one transaction, so a retry after any crash finds all of them or none."""
-    async with UnitOfWork(engine) as uow:
+    async with uow:
         if idempotency_key is not None:
-            earlier = await idempotency.claim(uow.connection, idempotency_key)
+            earlier = await uow.idempotency.claim(idempotency_key)
             if earlier is not None:
                 return PlacedOrder(Order.model_validate(earlier.body), replayed=True)
-        items, currency = await _priced_items(uow.connection, request)
-        now = datetime.now(UTC)
+        items, currency = await _priced_items(uow.prices, request)
+        now = _now()
         order = Order(
             id=new_id(),
             customer_id=customer_id,
@@ -75,7 +68,7 @@ async def place_order(
             created_at=now,
             updated_at=now,
         )
-        await repository.add_order(uow.connection, order)
+        await uow.orders.add(order)
         placed = OrderPlaced(
             order_id=order.id,
             items=[OrderLine(**item.model_dump()) for item in items],
@@ -83,28 +76,28 @@ async def place_order(
             currency=order.currency,
         )
         event = Event.of(placed, order.id, correlation_id=correlation_id)
-        await add_events(uow.connection, [event], settings.event_partitions)
+        await uow.outbox.add([event])
         if idempotency_key is not None:
             body = order.model_dump(mode="json")
-            await idempotency.remember(uow.connection, idempotency_key, 201, body)
+            await uow.idempotency.remember(idempotency_key, 201, body)
         await uow.commit()
     return PlacedOrder(order)
 
 
-async def _priced_items(
-    connection: AsyncConnection, request: PlaceOrder
-) -> tuple[list[OrderItem], str]:
+async def _priced_items(prices: Prices, request: PlaceOrder) -> tuple[list[OrderItem], str]:
     """The requested items at today's prices, and their one currency."""
-    prices = await repository.prices_of(connection, [item.product_id for item in request.items])
+    found = await prices.prices_of([item.product_id for item in request.items])
     items: list[OrderItem] = []
     currencies: set[str] = set()
     for index, wanted in enumerate(request.items):
-        if wanted.product_id not in prices:
+        if wanted.product_id not in found:
             raise InvalidInput(
                 f"items.{index}.product_id", f"product {wanted.product_id} does not exist"
             )
-        snapshot, currency = prices[wanted.product_id]
-        items.append(snapshot.model_copy(update={"quantity": wanted.quantity}))
+        unit_price, currency = found[wanted.product_id]
+        items.append(
+            OrderItem(product_id=wanted.product_id, quantity=wanted.quantity, unit_price=unit_price)
+        )
         currencies.add(currency)
     if len(currencies) > 1:
         raise InvalidInput("items", f"products are priced in {sorted(currencies)}; use one")
@@ -114,42 +107,40 @@ async def _priced_items(
 async def cancel_order(
     order_id: UUID,
     caller: Principal,
-    engine: AsyncEngine,
-    settings: Settings,
+    uow: OrdersUnitOfWork,
     correlation_id: str | None = None,
 ) -> Order:
-    async with UnitOfWork(engine) as uow:
-        order = await repository.get_order(
-            uow.connection, order_id, for_update=True, customer_id=owner_scope(caller)
-        )
+    async with uow:
+        order = await uow.orders.get(order_id, for_update=True, customer_id=owner_scope(caller))
         if order is None:
             raise OrderNotFound(order_id)
         if order.status not in CANCELLABLE:
             raise OrderNotCancellable(order_id, order.status)
-        await repository.set_status(uow.connection, order_id, OrderStatus.CANCELLED)
+        await uow.orders.set_status([order_id], OrderStatus.CANCELLED)
         cancelled = OrderCancelled(order_id=order_id, previous_status=order.status.value)
-        event = Event.of(cancelled, order_id, correlation_id=correlation_id)
-        await add_events(uow.connection, [event], settings.event_partitions)
-        cancelled_order = await repository.get_order(uow.connection, order_id)
+        await uow.outbox.add([Event.of(cancelled, order_id, correlation_id=correlation_id)])
+        cancelled_order = await uow.orders.get(order_id)
         await uow.commit()
     assert cancelled_order is not None
     return cancelled_order
 
 
-async def get_order(order_id: UUID, caller: Principal, engine: AsyncEngine) -> Order:
-    async with UnitOfWork(engine) as uow:
-        order = await repository.get_order(
-            uow.connection, order_id, customer_id=owner_scope(caller)
-        )
+async def get_order(order_id: UUID, caller: Principal, uow: OrdersUnitOfWork) -> Order:
+    async with uow:
+        order = await uow.orders.get(order_id, customer_id=owner_scope(caller))
     if order is None:
         raise OrderNotFound(order_id)
     return order
 
 
-async def list_orders(query: OrderQuery, caller: Principal, engine: AsyncEngine) -> OrderPage:
+async def list_orders(query: OrderQuery, caller: Principal, uow: OrdersUnitOfWork) -> OrderPage:
     query = scoped_to(query, caller)
-    async with UnitOfWork(engine) as uow:
-        found = await repository.list_orders(uow.connection, query)
+    async with uow:
+        found = await uow.orders.page(query)
     items = found[: query.limit]
     more = len(found) > query.limit
     return OrderPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

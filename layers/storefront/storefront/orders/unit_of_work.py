@@ -1,0 +1,95 @@
+"""The orders unit of work: one transaction that owns the repositories a use
+case needs (``uow.orders``, ``uow.prices``, ``uow.outbox``, ``uow.idempotency``).
+
+Use cases and handlers see only :class:`OrdersUnitOfWork`; PostgreSQL is
+:class:`SqlOrdersUnitOfWork`, and unit tests pass an in-memory fake, so the
+rules are tested in milliseconds (cosmicpython's ``unit_of_work.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storefront import catalog
+from storefront.adapters.database import RepositoryUnitOfWork
+from storefront.events.outbox import Outbox, SqlOutbox
+from storefront.idempotency import Idempotency, SqlIdempotency
+from storefront.orders.domain import Order, OrderQuery, OrderStatus
+from storefront.orders.repository import SqlOrderRepository
+
+__all__ = ["OrderRepository", "OrdersUnitOfWork", "Prices", "SqlOrdersUnitOfWork"]
+
+
+class OrderRepository(Protocol):
+    async def add(self, order: Order) -> None: ...
+
+    async def get(
+        self, order_id: UUID, *, for_update: bool = False, customer_id: str | None = None
+    ) -> Order | None: ...
+
+    async def lock_statuses(self, order_ids: Sequence[UUID]) -> dict[UUID, OrderStatus]: ...
+
+    async def page(self, query: OrderQuery) -> list[Order]: ...
+
+    async def set_status(
+        self, order_ids: Sequence[UUID], status: OrderStatus, reason: str | None = None
+    ) -> None: ...
+
+
+class Prices(Protocol):
+    """Today's unit price and currency of each product that exists (the catalog's)."""
+
+    async def prices_of(self, product_ids: Sequence[UUID]) -> dict[UUID, tuple[Decimal, str]]: ...
+
+
+class OrdersUnitOfWork(Protocol):
+    # Read-only (properties): a fake's own repository types satisfy them.
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def prices(self) -> Prices: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def idempotency(self) -> Idempotency: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class _CatalogPrices:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def prices_of(self, product_ids: Sequence[UUID]) -> dict[UUID, tuple[Decimal, str]]:
+        return await catalog.prices_of(self.connection, product_ids)
+
+
+class SqlOrdersUnitOfWork(RepositoryUnitOfWork):
+    orders: OrderRepository
+    prices: Prices
+    outbox: Outbox
+    idempotency: Idempotency
+
+    def _attach(self, connection: AsyncConnection) -> None:
+        self.orders = SqlOrderRepository(connection)
+        self.prices = _CatalogPrices(connection)
+        self.outbox = SqlOutbox(connection, self.settings.event_partitions)
+        self.idempotency = SqlIdempotency(connection)

@@ -1,0 +1,204 @@
+"""In-memory units of work: the use cases' and handlers' rules, tested in milliseconds.
+
+cosmicpython's ``FakeUnitOfWork``: the same ports as the PostgreSQL units of
+work (storefront.orders.unit_of_work, storefront.inventory.unit_of_work),
+backed by dicts and lists. Changes are kept only when the use case commits,
+as a transaction would.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+from storefront.events.envelope import Event
+from storefront.idempotency import IdempotencyKey, KeyReusedForAnotherRequest, StoredResponse
+from storefront.inventory.domain import StockLevel
+from storefront.orders.domain import Order, OrderQuery, OrderStatus
+
+
+class FakeOrders:
+    def __init__(self) -> None:
+        self.rows: dict[UUID, Order] = {}
+
+    async def add(self, order: Order) -> None:
+        self.rows[order.id] = order
+
+    async def get(
+        self, order_id: UUID, *, for_update: bool = False, customer_id: str | None = None
+    ) -> Order | None:
+        order = self.rows.get(order_id)
+        if order is None or (customer_id is not None and order.customer_id != customer_id):
+            return None
+        return order
+
+    async def lock_statuses(self, order_ids: Sequence[UUID]) -> dict[UUID, OrderStatus]:
+        return {
+            order_id: self.rows[order_id].status for order_id in order_ids if order_id in self.rows
+        }
+
+    async def page(self, query: OrderQuery) -> list[Order]:
+        found = sorted(
+            (
+                order
+                for order in self.rows.values()
+                if (query.status is None or order.status is query.status)
+                and (query.customer_id is None or order.customer_id == query.customer_id)
+                and (query.after is None or order.id > query.after)
+            ),
+            key=lambda order: order.id,
+        )
+        return found[: query.limit + 1]
+
+    async def set_status(
+        self, order_ids: Sequence[UUID], status: OrderStatus, reason: str | None = None
+    ) -> None:
+        for order_id in order_ids:
+            self.rows[order_id] = self.rows[order_id].model_copy(
+                update={"status": status, "reason": reason}
+            )
+
+
+class FakePrices:
+    def __init__(self, prices: dict[UUID, tuple[Decimal, str]] | None = None) -> None:
+        self.prices = prices or {}
+
+    async def prices_of(self, product_ids: Sequence[UUID]) -> dict[UUID, tuple[Decimal, str]]:
+        return {pid: self.prices[pid] for pid in product_ids if pid in self.prices}
+
+
+class FakeOutbox:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def add(self, events: Sequence[Event]) -> None:
+        self.events += events
+
+
+class FakeIdempotency:
+    def __init__(self) -> None:
+        self.keys: dict[tuple[str, str], tuple[str, StoredResponse | None]] = {}
+
+    async def claim(self, key: IdempotencyKey) -> StoredResponse | None:
+        found = self.keys.get((key.scope, key.key))
+        if found is None:
+            self.keys[(key.scope, key.key)] = (key.fingerprint, None)
+            return None
+        fingerprint, stored = found
+        if fingerprint != key.fingerprint:
+            raise KeyReusedForAnotherRequest()
+        return stored
+
+    async def remember(self, key: IdempotencyKey, status: int, body: dict[str, Any]) -> None:
+        self.keys[(key.scope, key.key)] = (key.fingerprint, StoredResponse(status, body))
+
+
+class _FakeTransaction:
+    """Keeps a copy of the repositories on entry and puts it back unless committed."""
+
+    committed = False
+
+    async def __aenter__(self) -> Self:
+        self._saved = copy.deepcopy(self._state())
+        self.committed = False
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.committed:
+            self._restore(self._saved)
+
+    async def commit(self) -> None:
+        self.committed = True
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+class FakeOrdersUnitOfWork(_FakeTransaction):
+    def __init__(self, prices: dict[UUID, tuple[Decimal, str]] | None = None) -> None:
+        self.orders = FakeOrders()
+        self.prices = FakePrices(prices)
+        self.outbox = FakeOutbox()
+        self.idempotency = FakeIdempotency()
+
+    def _state(self) -> dict[str, Any]:
+        return {"orders": self.orders, "outbox": self.outbox, "idempotency": self.idempotency}
+
+
+class FakeStock:
+    def __init__(self) -> None:
+        self.levels: dict[UUID, StockLevel] = {}
+        self.reservations: dict[UUID, dict[UUID, int] | None] = {}
+
+    def level(self, product_id: UUID) -> StockLevel:
+        return self.levels.get(product_id, StockLevel(product_id=product_id, on_hand=0, reserved=0))
+
+    async def get(self, product_id: UUID) -> StockLevel:
+        return self.level(product_id)
+
+    async def lock(self, product_ids: Sequence[UUID]) -> dict[UUID, StockLevel]:
+        return {product_id: self.level(product_id) for product_id in product_ids}
+
+    async def set_on_hand(self, product_id: UUID, on_hand: int) -> StockLevel:
+        level = self.level(product_id).model_copy(update={"on_hand": on_hand})
+        self.levels[product_id] = level
+        return level
+
+    async def reserve(self, orders: dict[UUID, dict[UUID, int]]) -> None:
+        for order_id, quantities in orders.items():
+            self.reservations[order_id] = quantities
+            self._change(quantities, +1)
+
+    async def release(self, order_id: UUID) -> dict[UUID, int] | None:
+        held = self.reservations.get(order_id)
+        if held is None:
+            return None
+        self.reservations[order_id] = None  # released
+        self._change(held, -1)
+        return held
+
+    def _change(self, quantities: dict[UUID, int], sign: int) -> None:
+        for product_id, quantity in quantities.items():
+            level = self.level(product_id)
+            reserved = level.reserved + sign * quantity
+            assert 0 <= reserved <= level.on_hand, "the database's check constraint"
+            self.levels[product_id] = level.model_copy(update={"reserved": reserved})
+
+
+class FakeProducts:
+    def __init__(self, known: set[UUID] | None = None) -> None:
+        self.known = known or set()
+
+    async def exists(self, product_id: UUID) -> bool:
+        return product_id in self.known
+
+
+class FakeOrderStatuses:
+    def __init__(self) -> None:
+        self.cancelled: set[UUID] = set()
+
+    async def pending(self, order_ids: Sequence[UUID]) -> set[UUID]:
+        return set(order_ids) - self.cancelled
+
+
+class FakeInventoryUnitOfWork(_FakeTransaction):
+    def __init__(self, products: set[UUID] | None = None) -> None:
+        self.stock = FakeStock()
+        self.products = FakeProducts(products)
+        self.orders = FakeOrderStatuses()
+
+    def _state(self) -> dict[str, Any]:
+        return {"stock": self.stock}
