@@ -68,8 +68,8 @@ def lock_entries(lock: Path) -> list[tuple[str, str, set[str]]]:
             entries.append((pin.group(1).lower(), line, set()))
         elif (via := re.match(r"^\s+#\s+(?:via\s+)?([A-Za-z0-9_.-]+)", line)) and entries:
             entries[-1][2].add(via.group(1).lower())
-    for _, _, via in entries:
-        via.discard("via")  # the heading of a list of several
+    for _, _, names in entries:
+        names.discard("via")  # the heading of a list of several
     return entries
 
 

@@ -8,7 +8,7 @@ from storefront.errors import InvalidInput
 
 
 def test_price_is_an_exact_decimal() -> None:
-    product = NewProduct(sku="A", name="A", price="0.10")  # type: ignore[arg-type]
+    product = NewProduct(sku="A", name="A", price="0.10")
     assert product.price == Decimal("0.10")
     assert product.model_dump(mode="json")["price"] == "0.10"
 
@@ -16,7 +16,7 @@ def test_price_is_an_exact_decimal() -> None:
 @pytest.mark.parametrize("price", [0.1, "0", "-1", "1.005", "1e3x"])
 def test_prices_that_are_refused(price: object) -> None:
     with pytest.raises(ValidationError) as raised:
-        NewProduct(sku="A", name="A", price=price)  # type: ignore[arg-type]
+        NewProduct(sku="A", name="A", price=price)
     assert raised.value.errors()[0]["loc"] == ("price",)
 
 

@@ -54,7 +54,7 @@ def test_the_client_ip_is_the_source_api_gateway_saw() -> None:
     assert client_ip(request(forwarded)) == "unknown"
 
 
-def limiter(**limits: str) -> RateLimiter:
+def limiter(**limits: Any) -> RateLimiter:
     # No I/O: the client connects on first use only.
     return RateLimiter(Redis.from_url("redis://127.0.0.1:1/0"), Settings(**limits))
 

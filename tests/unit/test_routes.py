@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,9 @@ def test_literal_segment_beats_parameter() -> None:
 
 
 def test_own_method_beats_any() -> None:
-    assert routed("GET", "/products/p-1")[0] == "Get"
+    get = routed("GET", "/products/p-1")
+    assert get is not None
+    assert get[0] == "Get"
     assert routed("DELETE", "/products/p-1") == ("AnyProduct", {"product_id": "p-1"})
 
 
@@ -67,7 +70,9 @@ def test_greedy_takes_the_rest_of_the_path() -> None:
 
 
 def test_longer_greedy_prefix_beats_shorter() -> None:
-    assert routed("GET", "/files/x/y/z")[0] == "Files"
+    files = routed("GET", "/files/x/y/z")
+    assert files is not None
+    assert files[0] == "Files"
     assert routed("POST", "/files/x/y/z") == ("CatchAll", {"proxy": "files/x/y/z"})
 
 
@@ -91,7 +96,9 @@ def test_default_route_catches_what_nothing_else_does() -> None:
     router = Router([HttpRoute("GET", "/health", "Health"), HttpRoute("ANY", DEFAULT_ROUTE, "D")])
     assert routed("GET", "/health", router) == ("Health", {})
     assert routed("PUT", "/anything/at/all", router) == ("D", {})
-    assert router.match("PUT", "/x").route.route_key == "$default"
+    match = router.match("PUT", "/x")
+    assert match is not None
+    assert match.route.route_key == "$default"
 
 
 def test_greedy_must_be_last() -> None:
@@ -104,7 +111,7 @@ def test_greedy_must_be_last() -> None:
 GET_PRODUCT = RouteMatch(HttpRoute("GET", "/products/{product_id}", "Get"), {"product_id": "p 1"})
 
 
-def event_for(request: GatewayRequest, match: RouteMatch = GET_PRODUCT) -> dict[str, object]:
+def event_for(request: GatewayRequest, match: RouteMatch = GET_PRODUCT) -> dict[str, Any]:
     return build_event(request, match, request_id="req-1", now=1_795_341_600.25)
 
 

@@ -82,15 +82,7 @@ def _timed(handler: Handler, event: dict[str, Any], expected: int) -> float:
 def bench_warm(env: BenchEnvironment, report: Report, *, rounds: int) -> None:
     """Run on the container loop (:mod:`storefront.runtime`), not inside asyncio.run."""
     root = project_root()
-
-    async def seed() -> list[UUID]:
-        connection = await asyncpg.connect(env.database_url)
-        try:
-            return await seed_products(connection, rounds + 1, on_hand=1_000_000_000, label="warm")
-        finally:
-            await connection.close()
-
-    products = runtime.run(seed())
+    products = runtime.run(_seed(env, rounds + 1))
     cached, uncached = products[0], products[1:]
     token = env.token("bench-customer")
     floor_redis: list[RedisClient] = []
@@ -104,43 +96,62 @@ def bench_warm(env: BenchEnvironment, report: Report, *, rounds: int) -> None:
         # The catalog's own cache entry, so both answer with the same body.
         return f"{env.redis_key_prefix}{{{product_cache_key(UUID(product_id))}}}"
 
-    def product_event(product_id: UUID) -> dict[str, Any]:
-        return http_event(
-            "GET",
-            f"/products/{product_id}",
-            route="/products/{product_id}",
-            path_parameters={"product_id": str(product_id)},
-        )
-
     order = {"items": [{"product_id": str(cached), "quantity": 1}]}
-    samples: dict[str, list[float]] = {"floor": [], "hit": [], "miss": [], "order": []}
     with settings_environment(env.environment()):
         catalog: Handler = load_function(root, "catalog_api").handler
         orders: Handler = load_function(root, "orders_api").handler
         floor = floor_handler(redis, key)
         calls: dict[str, Callable[[int], float]] = {
-            "floor": lambda _: _timed(floor, product_event(cached), 200),
-            "hit": lambda _: _timed(catalog, product_event(cached), 200),
-            "miss": lambda index: _timed(catalog, product_event(uncached[index]), 200),
+            "floor": lambda _: _timed(floor, _product_event(cached), 200),
+            "hit": lambda _: _timed(catalog, _product_event(cached), 200),
+            "miss": lambda index: _timed(catalog, _product_event(uncached[index]), 200),
             "order": lambda _: _timed(
                 orders, http_event("POST", "/orders", body=order, token=token), 201
             ),
         }
         try:
-            with _quiet_stdout():
-                # Warm: the first calls build what every later call reuses.
-                for name in ("hit", "order", "floor"):
-                    for _ in range(20):
-                        calls[name](0)
-                names = list(calls)
-                for index in range(rounds):
-                    shift = index % len(names)
-                    for name in names[shift:] + names[:shift]:
-                        samples[name].append(calls[name](index))
+            samples = _measure(calls, rounds)
         finally:
             runtime.run(runtime.container_resources().close())
             if floor_redis:
                 runtime.run(floor_redis[0].aclose())
+    _report(report, samples, rounds)
+
+
+async def _seed(env: BenchEnvironment, count: int) -> list[UUID]:
+    connection = await asyncpg.connect(env.database_url)
+    try:
+        return await seed_products(connection, count, on_hand=1_000_000_000, label="warm")
+    finally:
+        await connection.close()
+
+
+def _product_event(product_id: UUID) -> dict[str, Any]:
+    return http_event(
+        "GET",
+        f"/products/{product_id}",
+        route="/products/{product_id}",
+        path_parameters={"product_id": str(product_id)},
+    )
+
+
+def _measure(calls: dict[str, Callable[[int], float]], rounds: int) -> dict[str, list[float]]:
+    """Samples of each call, in ms: ``rounds`` rounds, each in a different order."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    with _quiet_stdout():
+        # Warm: the first calls build what every later call reuses.
+        for name in ("hit", "order", "floor"):
+            for _ in range(20):
+                calls[name](0)
+        names = list(calls)
+        for index in range(rounds):
+            shift = index % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(calls[name](index))
+    return samples
+
+
+def _report(report: Report, samples: dict[str, list[float]], rounds: int) -> None:
     floor_p50 = median(samples["floor"])
     for name, label, target in (
         ("hit", "GET /products/{id}, cache hit", 1.5),
