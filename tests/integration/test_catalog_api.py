@@ -184,6 +184,13 @@ async def test_unknown_category_names_the_field(client: httpx.AsyncClient) -> No
     [
         ({"name": "No sku", "price": "1.00"}, "sku"),
         ({"sku": "S", "name": "Float", "price": 12.5}, "price"),
+        # Decimal() accepts all of these; the API's one grammar does not.
+        ({"sku": "S", "name": "Integer", "price": 12}, "price"),
+        ({"sku": "S", "name": "Exponent", "price": "1E+1"}, "price"),
+        ({"sku": "S", "name": "Underscore", "price": "1_0.50"}, "price"),
+        ({"sku": "S", "name": "Spaces", "price": " 7.5 "}, "price"),
+        ({"sku": "S", "name": "Leading zeros", "price": "0012.50"}, "price"),
+        ({"sku": "S", "name": "Small exponent", "price": "1e-2"}, "price"),
         ({"sku": "S", "name": "Negative", "price": "-1.00"}, "price"),
         ({"sku": "S", "name": "Fraction", "price": "1.001"}, "price"),
         ({"sku": "S", "name": "Money", "price": "1.00", "currency": "euro"}, "currency"),
@@ -285,3 +292,15 @@ async def test_unknown_route_is_a_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/nowhere")
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
+
+
+async def test_a_created_category_is_where_its_location_says(client: httpx.AsyncClient) -> None:
+    created = await client.post("/categories", json={"name": "Kitchen"})
+
+    found = await client.get(created.headers["location"])
+
+    assert found.status_code == 200
+    assert found.json() == created.json()
+    missing = await client.get(f"/categories/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"

@@ -199,3 +199,15 @@ async def test_stock_is_set_and_read(
     assert put.json()["available"] == 7
     assert negative.status_code == 422
     assert unknown.status_code == 404
+
+
+async def test_private_answers_are_never_stored_by_a_cache(
+    orders_client: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    own = await orders_client.get("/orders")
+    admin = await orders_client.get("/admin/events")
+    public = await client.get("/products")  # the catalog's reads keep their own policy
+
+    assert own.headers["cache-control"] == "no-store"
+    assert admin.headers["cache-control"] == "no-store"
+    assert public.headers["cache-control"].startswith("public")

@@ -201,6 +201,11 @@ async def test_bad_requests_are_422_naming_the_field(reports_client: httpx.Async
         response = await reports_client.post("/reports", json=body)
         assert response.status_code == 422, (field, response.text)
         assert response.json()["errors"][0]["field"] == field
+    # The last day there is: its next day would overflow in the worker.
+    far = {"type": "top_viewed", "from": "9999-12-31", "to": "9999-12-31"}
+    response = await reports_client.post("/reports", json=far)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "to"
 
 
 async def test_reports_are_listed_newest_first_and_deleted_with_their_object(
@@ -248,3 +253,10 @@ async def test_reports_are_for_admins(
     assert response.status_code == 403
     assert (await reports_client.get("/reports", headers=alice)).status_code == 403
     assert json.loads((await reports_client.get("/reports")).text)["items"] == []
+
+
+async def test_every_status_of_the_enum_can_be_listed(reports_client: httpx.AsyncClient) -> None:
+    for status in ("PENDING", "READY", "FAILED", "EXPIRED"):
+        response = await reports_client.get("/reports", params={"status": status})
+        assert response.status_code == 200, (status, response.text)
+    assert (await reports_client.get("/reports", params={"status": "LOST"})).status_code == 422

@@ -152,6 +152,8 @@ def refused_tokens(keys: Keys) -> dict[str, tuple[str, str]]:
         "no audience": (keys.rsa.sign(claims(aud=None)), "missing_claim"),
         "no subject": (keys.rsa.sign(claims(sub=None)), "missing_claim"),
         "empty subject": (keys.rsa.sign(claims(sub="")), "bad_subject"),
+        # A NUL cannot be stored in PostgreSQL text: it would fail every query.
+        "subject with a NUL": (keys.rsa.sign(claims(sub="al\x00ice")), "bad_subject"),
         "alg none": (unsigned({"alg": "none", "kid": "rsa-1"}, claims()), "algorithm_refused"),
         "HS256 with the RS256 public key": (
             unsigned({"alg": "HS256", "kid": "rsa-1"}, claims(), key=public_pem(keys.rsa)),
@@ -166,6 +168,7 @@ def refused_tokens(keys: Keys) -> dict[str, tuple[str, str]]:
 
 
 REFUSED_CASES = [
+    "subject with a NUL",
     "expired",
     "not yet valid",
     "wrongly signed",

@@ -69,6 +69,18 @@ async def test_products_priced_in_two_currencies_are_refused() -> None:
     assert refused.value.field == "items"
 
 
+async def test_a_total_larger_than_an_order_holds_is_refused_not_a_500() -> None:
+    dearest = new_id()
+    uow = FakeOrdersUnitOfWork({dearest: (Decimal("9999999999.99"), "EUR")})
+
+    with pytest.raises(InvalidInput) as refused:
+        await service.place_order(request((dearest, 2)), uow, customer_id="alice")
+
+    assert refused.value.field == "items"
+    assert "more than 9999999999.99" in refused.value.reason
+    assert uow.orders.rows == {}
+
+
 async def test_a_retried_request_with_its_key_is_answered_once() -> None:
     uow = FakeOrdersUnitOfWork(PRICES)
     key = IdempotencyKey(scope="alice POST /orders", key="k-1", fingerprint="f")

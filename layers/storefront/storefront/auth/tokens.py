@@ -160,7 +160,13 @@ class TokenVerifier:
 
 def principal_of(claims: Mapping[str, Any], policy: TokenPolicy) -> Principal:
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
+    if (
+        not isinstance(subject, str)
+        or not subject
+        or len(subject) > MAX_SUBJECT_LENGTH
+        # The subject keys a customer's orders: PostgreSQL text holds no NUL.
+        or "\x00" in subject
+    ):
         raise InvalidToken("bad_subject", "The token's subject is invalid.")
     return Principal(subject, is_admin=_grants(claims.get(policy.admin_claim), policy.admin_value))
 

@@ -94,6 +94,15 @@ async def list_categories(engine: Engine) -> list[Category]:
     return await service.list_categories(engine)
 
 
+@router.get(
+    "/categories/{category_id}",
+    response_model=Category,
+    responses=documented(_404="No such category"),
+)
+async def get_category(category_id: UUID, engine: Engine) -> Category:
+    return await service.get_category(category_id, engine)
+
+
 @router.post(
     "/categories", status_code=status.HTTP_201_CREATED, response_model=Category, responses=_CONFLICT
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -12,26 +13,31 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from storefront.errors import Conflict, InvalidInput, NotFound
 from storefront.text import STORABLE_TEXT
 
+# The one grammar of a price, in the schema and in the check below: a decimal
+# string, more than 0, at most 10 digits before the point and 2 after, no
+# sign, exponent, underscore, space or leading zero. Written out because
+# pydantic's own schema for this Decimal said "a number or any string", and
+# Decimal() itself accepts all of "1E+1", "1_0.50" and " 7.5 ".
+PRICE_PATTERN = r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,9}(\.[0-9]{1,2})?)$"
+_PRICE_SCHEMA = {"type": "string", "pattern": PRICE_PATTERN, "examples": ["12.50"]}
 
-def _reject_float(value: object) -> object:
-    # A float cannot hold most prices exactly; insist on a decimal string.
-    if isinstance(value, float):
-        raise ValueError('must be a decimal string like "12.50", not a JSON number')
+
+def _decimal_string(value: object) -> object:
+    """A price from JSON must be a string of the schema's grammar; a float
+    cannot hold most prices exactly. (A Decimal is code's own, not input.)"""
+    if isinstance(value, Decimal):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(PRICE_PATTERN, value):
+        raise ValueError(
+            'must be a decimal string like "12.50": digits, at most 2 decimals,'
+            " no sign, exponent, spaces or leading zeros"
+        )
     return value
 
 
-# What the schema tells clients: a decimal string, more than 0, at most 10
-# digits before the point and 2 after. Written out because pydantic's own
-# schema for this Decimal said "a number or any string" (the constraints
-# landed in keys JSON Schema does not know), and a JSON number is refused.
-_PRICE_SCHEMA = {
-    "type": "string",
-    "pattern": r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,9}(\.[0-9]{1,2})?)$",
-    "examples": ["12.50"],
-}
 Price = Annotated[
     Decimal,
-    BeforeValidator(_reject_float),
+    BeforeValidator(_decimal_string),
     Field(gt=0, max_digits=12, decimal_places=2),
     WithJsonSchema(_PRICE_SCHEMA, mode="validation"),
 ]
@@ -119,6 +125,11 @@ class ProductPage(BaseModel):
 class ProductNotFound(NotFound):
     def __init__(self, product_id: UUID) -> None:
         super().__init__(f"product {product_id} does not exist")
+
+
+class CategoryNotFound(NotFound):
+    def __init__(self, category_id: UUID) -> None:
+        super().__init__(f"category {category_id} does not exist")
 
 
 class DuplicateSku(Conflict):

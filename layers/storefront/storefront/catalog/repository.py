@@ -88,6 +88,13 @@ async def list_categories(connection: AsyncConnection) -> list[Category]:
     return [Category.model_validate(row._mapping) for row in rows]
 
 
+async def get_category(connection: AsyncConnection, category_id: UUID) -> Category | None:
+    row = (
+        await connection.execute(select(categories).where(categories.c.id == category_id))
+    ).first()
+    return None if row is None else Category.model_validate(row._mapping)
+
+
 async def add_category(connection: AsyncConnection, new: NewCategory) -> Category:
     statement = insert(categories).values(id=new_id(), name=new.name).returning(categories)
     try:

@@ -17,6 +17,7 @@ from storefront.adapters.database import UnitOfWork
 from storefront.catalog import repository
 from storefront.catalog.domain import (
     Category,
+    CategoryNotFound,
     NewCategory,
     NewProduct,
     Product,
@@ -105,6 +106,14 @@ async def delete_product(product_id: UUID, engine: AsyncEngine, cache: Cache) ->
 async def list_categories(engine: AsyncEngine) -> list[Category]:
     async with UnitOfWork(engine) as uow:
         return await repository.list_categories(uow.connection)
+
+
+async def get_category(category_id: UUID, engine: AsyncEngine) -> Category:
+    async with UnitOfWork(engine) as uow:
+        category = await repository.get_category(uow.connection, category_id)
+    if category is None:
+        raise CategoryNotFound(category_id)
+    return category
 
 
 async def create_category(new: NewCategory, engine: AsyncEngine) -> Category:

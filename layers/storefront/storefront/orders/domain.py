@@ -103,8 +103,17 @@ def scoped_to(query: OrderQuery, caller: Principal) -> OrderQuery:
     return query.model_copy(update={"customer_id": owner})
 
 
+# The largest amount an order's total column holds (NUMERIC(12, 2)).
+MAX_TOTAL = Decimal("9999999999.99")
+
+
 def order_total(items: list[OrderItem]) -> Decimal:
-    return sum((item.unit_price * item.quantity for item in items), Decimal("0.00"))
+    """The items' total; InvalidInput when it is more than an order can hold
+    (prices up to the catalog's maximum times the quantities can exceed it)."""
+    total = sum((item.unit_price * item.quantity for item in items), Decimal("0.00"))
+    if total > MAX_TOTAL:
+        raise InvalidInput("items", f"the order's total {total} is more than {MAX_TOTAL}")
+    return total
 
 
 class OrderNotFound(NotFound):

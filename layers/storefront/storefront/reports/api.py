@@ -7,7 +7,7 @@ only one that pays for boto3 on a cold start.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -69,12 +69,13 @@ async def list_reports(
     engine: Engine,
     settings: SettingsDep,
     _: AdminPrincipal,
-    status: Literal["PENDING", "READY", "FAILED"] | None = None,
+    # Every status a report can have, EXPIRED included: the enum the answers use.
+    status: ReportStatus | None = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ReportPage:
     query = ReportQuery(
-        status=ReportStatus(status) if status else None,
+        status=status,
         before=decode_cursor(cursor) if cursor else None,
         limit=min(limit or settings.page_size_default, settings.page_size_max),
     )

@@ -50,6 +50,11 @@ class RequestReport(BaseModel):
     def _from_not_after_to(self) -> Self:
         if self.date_from > self.date_to:
             raise InvalidInput("from", f"{self.date_from} is after to ({self.date_to})")
+        # Reports count days that have begun somewhere; a far future `to`
+        # (9999-12-31) would also overflow the day after it, in the worker.
+        latest = datetime.now(UTC).date() + timedelta(days=1)
+        if self.date_to > latest:
+            raise InvalidInput("to", f"{self.date_to} is in the future; {latest} at the latest")
         return self
 
     def check_range(self, max_days: int) -> None:

@@ -1,8 +1,11 @@
 """Pure ASGI middleware that hardens every answer: headers, body cap, CORS.
 
 - :class:`SecurityHeadersMiddleware` (outermost): security headers on every
-  response, errors included; a header a route set itself is left alone, and
-  ``Cache-Control`` stays the route's choice.
+  response, errors included; a header a route set itself is left alone.
+  ``Cache-Control`` stays the route's choice (the catalog's public reads);
+  an answer to a request that carried credentials, where the route chose
+  nothing, is private: ``no-store``, so no shared cache or browser keeps an
+  order, a report's presigned URL or an admin view.
 - :class:`BodySizeLimitMiddleware`: 413 problem+json for a body over the cap,
   told by its Content-Length or found while it streams in (chunked), before
   any route has read it.
@@ -77,11 +80,15 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
+        private = "authorization" in Headers(scope=scope)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
+                if private:
+                    headers.setdefault("Cache-Control", "no-store")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
