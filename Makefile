@@ -11,7 +11,7 @@ SAM_CLI_VERSION := 1.170.0
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install run test test-fast lint format validate build lock docs clean help
+.PHONY: install run test test-fast lint format validate build lock docs openapi clean help
 
 help:
 	@echo "make run       start the local stack on http://127.0.0.1:$${PORT:-3000}"
@@ -77,8 +77,13 @@ validate: $(SAM)
 # Layers build with their Makefiles (Lambda-platform wheels from pip, see
 # layers/dependencies/Makefile); functions are their app.py alone. The
 # dependencies layer uses the project's pip, hence install.
-build: install $(SAM)
+build: install $(SAM) openapi
 	@$(SAM) build --template template.yaml
+
+# The API's one OpenAPI document, written into the package the layer ships
+# (GET /openapi.json serves it); a test fails when it is stale.
+openapi: install
+	@$(BIN)/python -m storefront_dev.openapi
 
 lock: install
 	@$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \

@@ -155,6 +155,13 @@ def test_health(stack: Stack) -> None:
     assert response.headers["content-type"].startswith("application/json")
 
 
+def test_the_apis_one_document_is_served_as_deployed(stack: Stack) -> None:
+    response = stack.client.get("/openapi.json")
+    assert response.status_code == 200
+    assert {"/products", "/orders", "/reports"} <= set(response.json()["paths"])
+    assert stack.client.get("/docs").status_code == 200
+
+
 def test_products_lists_the_demo_catalog(stack: Stack) -> None:
     response = stack.client.get("/products", params={"limit": 100})
     assert response.status_code == 200

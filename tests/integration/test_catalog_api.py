@@ -304,3 +304,14 @@ async def test_a_created_category_is_where_its_location_says(client: httpx.Async
     missing = await client.get(f"/categories/{uuid.uuid4()}")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_whole_apis_document_and_its_page_are_served(client: httpx.AsyncClient) -> None:
+    document = await client.get("/openapi.json")
+    page = await client.get("/docs")
+
+    assert document.status_code == 200
+    paths = document.json()["paths"]
+    assert {"/products", "/orders", "/reports", "/admin/events"} <= set(paths)
+    assert page.status_code == 200
+    assert "/openapi.json" in page.text

@@ -16,6 +16,8 @@ from storefront.catalog.domain import NewProduct
 from storefront.resources import Resources
 from storefront.web.problems import PROBLEM_JSON, PROBLEM_SCHEMA
 
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
 APPS = [wiring.catalog_app, wiring.orders_app, wiring.reports_app]
 
 
@@ -58,7 +60,9 @@ def test_every_problem_answer_declares_the_problem_shape(
         for status, response in operation["responses"].items():
             problem = response.get("content", {}).get(PROBLEM_JSON)
             if problem is not None:
-                assert problem["schema"] == PROBLEM_SCHEMA, f"{name} {status}"
+                assert problem["schema"] == PROBLEM_REF, f"{name} {status}"
+    schemas = create_app(lambda: None).openapi()["components"]["schemas"]
+    assert schemas["Problem"] == PROBLEM_SCHEMA
 
 
 def test_a_202_without_a_body_declares_none() -> None:

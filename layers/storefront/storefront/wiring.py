@@ -15,7 +15,7 @@ worker's code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from storefront.events.cleanup import cleanup_job
 from storefront.events.handlers import HandlerRegistry
@@ -24,6 +24,7 @@ from storefront.events.worker import worker_job
 from storefront.runtime import container_resources
 from storefront.scheduled_handler import ScheduledJob
 from storefront.web.app import ResourcesProvider, create_api
+from storefront.web.contract import merge
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONSUMER_GROUPS",
     "WORKERS",
+    "api_document",
     "catalog_app",
     "cleanup",
     "orders_app",
@@ -70,12 +72,16 @@ CONSUMER_GROUPS: tuple[str, ...] = tuple(WORKERS)
 
 
 def catalog_app(resources: ResourcesProvider = container_resources) -> FastAPI:
-    """Products, categories, product views (they live under /products) and health."""
+    """Products, categories, product views (they live under /products), health,
+    and the API's one OpenAPI document with its page."""
     from storefront.analytics.api import router as views
     from storefront.catalog.api import router as catalog
+    from storefront.web.documentation import router as documentation
 
     # Views first: /products/popular must win over /products/{product_id}.
-    return create_api("Storefront catalog", [views, catalog], resources, with_health=True)
+    app = create_api("Storefront catalog", [views, catalog], resources, with_health=True)
+    app.include_router(documentation)
+    return app
 
 
 def orders_app(resources: ResourcesProvider = container_resources) -> FastAPI:
@@ -97,6 +103,13 @@ def reports_app(resources: ResourcesProvider = container_resources) -> FastAPI:
     app = create_api("Storefront reports", [reports], resources)
     app.state.object_store_for = S3ObjectStore.from_settings
     return app
+
+
+def api_document() -> dict[str, Any]:
+    """The whole HTTP API's OpenAPI document, from every API function's app
+    (``make openapi`` writes it into the package; ``/openapi.json`` serves it)."""
+    apps = (catalog_app, orders_app, reports_app)
+    return merge(app(container_resources).openapi() for app in apps)
 
 
 def worker(group: str) -> ScheduledJob:

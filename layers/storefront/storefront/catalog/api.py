@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -20,17 +20,19 @@ from storefront.catalog.domain import (
 from storefront.pagination import decode_cursor
 from storefront.text import STORABLE_TEXT
 from storefront.web.authorization import CatalogWriter
+from storefront.web.contract import CONDITIONAL_READ, LOCATION
 from storefront.web.dependencies import CacheDep, Engine, SettingsDep
 from storefront.web.http_cache import cached_json
 from storefront.web.problems import documented
 
 _NOT_FOUND = documented(_404="No such product")
 _CONFLICT = documented(_409="A product or category with that key exists")
+_CREATED: dict[int | str, dict[str, Any]] = {201: {"description": "Created", "headers": LOCATION}}
 
 router = APIRouter(tags=["catalog"])
 
 
-@router.get("/products", response_model=ProductPage)
+@router.get("/products", response_model=ProductPage, openapi_extra=CONDITIONAL_READ)
 async def list_products(
     request: Request,
     engine: Engine,
@@ -51,7 +53,12 @@ async def list_products(
     return cached_json(request, body, outcome, settings.http_cache_max_age)
 
 
-@router.get("/products/{product_id}", response_model=Product, responses=_NOT_FOUND)
+@router.get(
+    "/products/{product_id}",
+    response_model=Product,
+    responses=_NOT_FOUND,
+    openapi_extra=CONDITIONAL_READ,
+)
 async def get_product(
     product_id: UUID, request: Request, engine: Engine, cache: CacheDep, settings: SettingsDep
 ) -> Response:
@@ -60,7 +67,10 @@ async def get_product(
 
 
 @router.post(
-    "/products", status_code=status.HTTP_201_CREATED, response_model=Product, responses=_CONFLICT
+    "/products",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Product,
+    responses=_CONFLICT | _CREATED,
 )
 async def create_product(
     new: NewProduct, response: Response, engine: Engine, cache: CacheDep, _: CatalogWriter
@@ -104,7 +114,10 @@ async def get_category(category_id: UUID, engine: Engine) -> Category:
 
 
 @router.post(
-    "/categories", status_code=status.HTTP_201_CREATED, response_model=Category, responses=_CONFLICT
+    "/categories",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Category,
+    responses=_CONFLICT | _CREATED,
 )
 async def create_category(
     new: NewCategory, response: Response, engine: Engine, _: CatalogWriter

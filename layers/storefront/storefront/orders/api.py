@@ -17,6 +17,7 @@ from storefront.orders.unit_of_work import OrdersUnitOfWork, SqlOrdersUnitOfWork
 from storefront.pagination import decode_cursor
 from storefront.text import STORABLE_TEXT
 from storefront.web.authentication import Customer
+from storefront.web.contract import LOCATION, REPLAYED
 from storefront.web.dependencies import CorrelationId, Engine, SettingsDep
 from storefront.web.idempotency import IdempotencyKeyHeader, answered, idempotency_key_of
 from storefront.web.problems import documented
@@ -38,7 +39,8 @@ _NOT_FOUND = documented(_404="No such order")
     "/orders",
     status_code=status.HTTP_201_CREATED,
     response_model=Order,
-    responses=documented(_409="A request with this Idempotency-Key is still in progress"),
+    responses=documented(_409="A request with this Idempotency-Key is still in progress")
+    | {201: {"description": "Placed, or the stored answer", "headers": LOCATION | REPLAYED}},
 )
 async def place_order(
     request: PlaceOrder,

@@ -18,6 +18,7 @@ from storefront.pagination import decode_cursor
 from storefront.reports import service
 from storefront.reports.domain import Report, ReportPage, ReportQuery, ReportStatus, RequestReport
 from storefront.web.authentication import AdminPrincipal
+from storefront.web.contract import LOCATION, REPLAYED
 from storefront.web.dependencies import CorrelationId, Engine, SettingsDep
 from storefront.web.idempotency import IdempotencyKeyHeader, answered, idempotency_key_of
 from storefront.web.problems import documented
@@ -40,7 +41,8 @@ _NOT_FOUND = documented(_404="No such report")
     "/reports",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Report,
-    responses=documented(_409="A request with this Idempotency-Key is still in progress"),
+    responses=documented(_409="A request with this Idempotency-Key is still in progress")
+    | {202: {"description": "Requested, or the stored answer", "headers": LOCATION | REPLAYED}},
 )
 async def request_report(
     request: RequestReport,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.dependencies.models import Dependant
@@ -13,6 +14,7 @@ from storefront.runtime import container_resources
 from storefront.settings import Settings
 from storefront.web import health
 from storefront.web.authentication import require_admin, require_principal
+from storefront.web.contract import A_TOKEN, ADMIN_ONLY, NEEDS, complete
 from storefront.web.hardening import (
     BodySizeLimitMiddleware,
     CorsAllowListMiddleware,
@@ -41,6 +43,11 @@ def create_api(
     app = FastAPI(
         title=title,
         version="0.1.0",
+        # The API's one document and its page are served by the catalog
+        # function (storefront.wiring), not each app's own partial one.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         responses=documented(
             _413="Request body too large",
             _422="Invalid input (RFC 9457 problem details)",
@@ -72,6 +79,16 @@ def create_api(
         # route declares its own authentication.
         _document_refusals(router)
         app.include_router(router, dependencies=[Depends(enforce_rate_limit)], responses=_BAD_TOKEN)
+
+    generate = app.openapi
+    completed: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        if not completed:
+            completed.update(complete(generate()))
+        return completed
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
@@ -94,8 +111,10 @@ def _document_refusals(router: APIRouter) -> None:
         refusals = {}
         if require_principal in calls:
             refusals["_401"] = "No bearer token, or one that is malformed, expired or invalid"
+            route.openapi_extra = (route.openapi_extra or {}) | {NEEDS: A_TOKEN}
         if require_admin in calls:
             refusals["_403"] = "The token's subject is not an administrator"
+            route.openapi_extra = (route.openapi_extra or {}) | {NEEDS: ADMIN_ONLY}
         for status, response in documented(**refusals).items():
             route.responses.setdefault(status, response)
 
