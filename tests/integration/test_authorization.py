@@ -192,3 +192,21 @@ async def test_catalog_reads_and_health_are_anyones(app: FastAPI, product_id: st
     async with asgi_client(app) as anonymous:
         for path in ("/health", "/products", f"/products/{product_id}", "/categories"):
             assert (await anonymous.get(path)).status_code == 200, path
+
+
+@pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b'{"items": "x"}'])
+async def test_who_calls_is_decided_before_what_they_sent(
+    anonymous: httpx.AsyncClient, bob: httpx.AsyncClient, alice: httpx.AsyncClient, body: bytes
+) -> None:
+    json_body = {"content-type": "application/json"}
+    stock = f"/products/{uuid.uuid4()}/stock"
+
+    unknown = await anonymous.post("/orders", content=body, headers=json_body)
+    not_admin = await bob.put(stock, content=body, headers=json_body)
+    allowed = await alice.post("/orders", content=body, headers=json_body)
+
+    assert (unknown.status_code, not_admin.status_code) == (401, 403)
+    assert unknown.headers["content-type"] == PROBLEM
+    assert unknown.headers["www-authenticate"].startswith("Bearer")
+    # A caller who may call the route is told what is wrong with the body.
+    assert allowed.status_code == 422

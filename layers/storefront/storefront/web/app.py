@@ -5,15 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
+from storefront.errors import DomainError
 from storefront.resources import Resources
 from storefront.runtime import container_resources
 from storefront.settings import Settings
 from storefront.web import health
-from storefront.web.authentication import require_admin, require_principal
+from storefront.web.authentication import (
+    NotAnAdmin,
+    Unauthenticated,
+    optional_principal,
+    require_admin,
+    require_principal,
+)
 from storefront.web.contract import A_TOKEN, ADMIN_ONLY, NEEDS, complete
 from storefront.web.hardening import (
     BodySizeLimitMiddleware,
@@ -21,7 +30,7 @@ from storefront.web.hardening import (
     SecurityHeadersMiddleware,
 )
 from storefront.web.middleware import RequestContextMiddleware
-from storefront.web.problems import documented, install_problem_handlers
+from storefront.web.problems import documented, install_problem_handlers, problem
 from storefront.web.rate_limits import RateLimitHeadersMiddleware, enforce_rate_limit
 
 ResourcesProvider = Callable[[], Resources]
@@ -58,6 +67,10 @@ def create_api(
     )
     app.state.resources = resources
     install_problem_handlers(app)
+    # A body that does not parse is found before any dependency runs: answer
+    # who the caller is (401/403) before what they sent (422).
+    for error in (RequestValidationError, HTTPException):
+        app.add_exception_handler(error, _authenticated_first(app.exception_handlers[error]))
 
     def settings() -> Settings:
         return resources().settings
@@ -125,3 +138,28 @@ def _dependency_calls(dependant: Dependant) -> set[object]:
         calls.add(dependency.call)
         calls |= _dependency_calls(dependency)
     return calls
+
+
+def _authenticated_first(handler: Callable[..., Any]) -> Callable[..., Any]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        refused = await _refusal(request)
+        return refused if refused is not None else await handler(request, exc)
+
+    return handle
+
+
+async def _refusal(request: Request) -> Response | None:
+    """401/403 for the matched route's caller, or None when it may go on."""
+    route = request.scope.get("route")
+    needs = (getattr(route, "openapi_extra", None) or {}).get(NEEDS)
+    if needs is None:
+        return None
+    try:
+        principal = await optional_principal(request)
+        if principal is None:
+            raise Unauthenticated("This route needs a bearer token.")
+        if needs == ADMIN_ONLY and not principal.is_admin:
+            raise NotAnAdmin
+    except DomainError as refused:
+        return problem(refused.status, refused.title, refused.detail, headers=refused.headers)
+    return None
