@@ -26,6 +26,7 @@ SMALL_LIMITS = {
     "rate_limit_write": "2/minute",
     "rate_limit_orders": "2/minute",
     "rate_limit_anonymous": "2/minute",
+    "rate_limit_failed_auth": "3/minute",
 }
 
 
@@ -201,3 +202,17 @@ async def test_the_limiter_and_limits_read_the_same_windows(limited: Resources) 
     assert refused is not None
     assert (refused.allowed, refused.remaining) == (False, 0)
     assert not await reference.hit(limit, *who)
+
+
+async def test_forged_tokens_are_counted_per_source_and_answered_429(catalog: FastAPI) -> None:
+    forged = {"Authorization": "Bearer " + token_for("mallory")[:-4] + "AAAA"}
+
+    async with caller(catalog, ip="203.0.113.9") as attacker:
+        answers = [await attacker.get("/products", headers=forged) for _ in range(5)]
+    async with caller(catalog, ip="203.0.113.10") as neighbour:
+        other = await neighbour.get("/products", headers=forged)
+
+    assert [answer.status_code for answer in answers] == [401, 401, 401, 429, 429]
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    assert answers[-1].headers["content-type"] == PROBLEM
+    assert other.status_code == 401  # counted per source

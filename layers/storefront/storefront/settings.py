@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     rate_limit_write: str = Field("120/minute", pattern=r"^[1-9]\d*/(second|minute|hour|day)$")
     rate_limit_orders: str = Field("60/minute", pattern=r"^[1-9]\d*/(second|minute|hour|day)$")
     rate_limit_anonymous: str = Field("300/minute", pattern=r"^[1-9]\d*/(second|minute|hour|day)$")
+    # Failed authentications (401) per client IP: a flood of forged tokens
+    # gets 429, not 401 for ever.
+    rate_limit_failed_auth: str = Field("30/minute", pattern=r"^[1-9]\d*/(second|minute|hour|day)$")
     # Larger request bodies answer 413 before a route reads them; the largest
     # valid one (an order of 100 items) is well under 10 KiB.
     max_body_bytes: int = Field(64 * 1024, ge=1)

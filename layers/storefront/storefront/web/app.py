@@ -30,8 +30,12 @@ from storefront.web.hardening import (
     SecurityHeadersMiddleware,
 )
 from storefront.web.middleware import RequestContextMiddleware
-from storefront.web.problems import documented, install_problem_handlers, problem
-from storefront.web.rate_limits import RateLimitHeadersMiddleware, enforce_rate_limit
+from storefront.web.problems import documented, install_problem_handlers
+from storefront.web.rate_limits import (
+    RateLimitHeadersMiddleware,
+    count_failed_authentication,
+    enforce_rate_limit,
+)
 
 ResourcesProvider = Callable[[], Resources]
 
@@ -69,8 +73,11 @@ def create_api(
     install_problem_handlers(app)
     # A body that does not parse is found before any dependency runs: answer
     # who the caller is (401/403) before what they sent (422).
+    app.add_exception_handler(
+        DomainError, _counting_failed_authentications(app.exception_handlers[DomainError])
+    )
     for error in (RequestValidationError, HTTPException):
-        app.add_exception_handler(error, _authenticated_first(app.exception_handlers[error]))
+        app.add_exception_handler(error, _authenticated_first(app.exception_handlers[error], app))
 
     def settings() -> Settings:
         return resources().settings
@@ -140,26 +147,45 @@ def _dependency_calls(dependant: Dependant) -> set[object]:
     return calls
 
 
-def _authenticated_first(handler: Callable[..., Any]) -> Callable[..., Any]:
+def _counting_failed_authentications(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Every 401 counts against its client IP; past the budget, 429 instead."""
+
     async def handle(request: Request, exc: Exception) -> Response:
-        refused = await _refusal(request)
-        return refused if refused is not None else await handler(request, exc)
+        if isinstance(exc, Unauthenticated):
+            limited = await count_failed_authentication(request)
+            if limited is not None:
+                exc = limited
+        response: Response = await handler(request, exc)
+        return response
 
     return handle
 
 
-async def _refusal(request: Request) -> Response | None:
-    """401/403 for the matched route's caller, or None when it may go on."""
+def _authenticated_first(handler: Callable[..., Any], app: FastAPI) -> Callable[..., Any]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        refused = await _refusal(request)
+        if refused is not None:
+            exc, handler_now = refused, app.exception_handlers[DomainError]
+        else:
+            handler_now = handler
+        response: Response = await handler_now(request, exc)  # type: ignore[misc]
+        return response
+
+    return handle
+
+
+async def _refusal(request: Request) -> DomainError | None:
+    """Why the matched route's caller may not call it (401/403), or None."""
     route = request.scope.get("route")
     needs = (getattr(route, "openapi_extra", None) or {}).get(NEEDS)
     if needs is None:
         return None
     try:
         principal = await optional_principal(request)
-        if principal is None:
-            raise Unauthenticated("This route needs a bearer token.")
-        if needs == ADMIN_ONLY and not principal.is_admin:
-            raise NotAnAdmin
     except DomainError as refused:
-        return problem(refused.status, refused.title, refused.detail, headers=refused.headers)
+        return refused
+    if principal is None:
+        return Unauthenticated("This route needs a bearer token.")
+    if needs == ADMIN_ONLY and not principal.is_admin:
+        return NotAnAdmin()
     return None

@@ -103,16 +103,9 @@ def complete(document: dict[str, Any], *, metered: bool = True) -> dict[str, Any
 
 
 def _complete_operation(operation: dict[str, Any], *, metered: bool) -> None:
-    needs = operation.pop(NEEDS, None)
-    if needs in (ADMIN_ONLY, A_TOKEN):
-        operation["security"] = [{BEARER: []}]
-    else:
-        # A token is optional: the caller's own rate limit, not access.
-        operation["security"] = [{}, {BEARER: []}]
-    if needs == ADMIN_ONLY:
-        operation["description"] = (
-            operation.get("description", "") + "\n\nRequires the admin role."
-        ).strip()
+    _secure(operation, operation.pop(NEEDS, None))
+    for parameter in operation.get("parameters", []):
+        _no_null_header(parameter)
     cached = operation.pop("x-storefront-cached", False)
     for status, response in operation.get("responses", {}).items():
         headers = response.setdefault("headers", {})
@@ -128,6 +121,30 @@ def _complete_operation(operation: dict[str, Any], *, metered: bool) -> None:
         for content in response.get("content", {}).values():
             if content.get("schema") == PROBLEM_SCHEMA:
                 content["schema"] = {"$ref": "#/components/schemas/Problem"}
+
+
+def _secure(operation: dict[str, Any], needs: str | None) -> None:
+    if needs in (ADMIN_ONLY, A_TOKEN):
+        operation["security"] = [{BEARER: []}]
+    else:
+        # A token is optional: the caller's own rate limit, not access.
+        operation["security"] = [{}, {BEARER: []}]
+    if needs == ADMIN_ONLY:
+        operation["description"] = (
+            operation.get("description", "") + "\n\nRequires the admin role."
+        ).strip()
+
+
+def _no_null_header(parameter: dict[str, Any]) -> None:
+    """HTTP has no null header: an optional header is one left out, so a
+    generated client must not offer to send None (FastAPI's ``str | None``
+    says anyOf [string, null])."""
+    variants = parameter.get("schema", {}).get("anyOf", [])
+    if parameter.get("in") != "header" or {"type": "null"} not in variants:
+        return
+    kept = [variant for variant in variants if variant != {"type": "null"}]
+    schema = {key: value for key, value in parameter["schema"].items() if key != "anyOf"}
+    parameter["schema"] = schema | (kept[0] if len(kept) == 1 else {"anyOf": kept})
 
 
 def merge(documents: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -62,6 +62,7 @@ __all__ = [
     "RateLimiter",
     "RouteClass",
     "client_ip",
+    "count_failed_authentication",
     "enforce_rate_limit",
     "route_class_of",
 ]
@@ -114,6 +115,8 @@ class RouteClass(StrEnum):
     READ = "read"
     WRITE = "write"
     ORDERS = "orders"
+    # Not a route class: the failed authentications of one client IP.
+    FAILED_AUTH = "failed-auth"
 
 
 def route_class_of(method: str, path: str) -> RouteClass:
@@ -174,6 +177,7 @@ class RateLimiter:
             RouteClass.READ: parse(settings.rate_limit_read),
             RouteClass.WRITE: parse(settings.rate_limit_write),
             RouteClass.ORDERS: parse(settings.rate_limit_orders),
+            RouteClass.FAILED_AUTH: parse(settings.rate_limit_failed_auth),
         }
         self._anonymous = parse(settings.rate_limit_anonymous)
         self.breaker = breaker or CircuitBreaker(settings.cache_breaker_cooldown_seconds)
@@ -258,11 +262,7 @@ async def enforce_rate_limit(
     principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> None:
     """429 once the caller's budget for this route class is spent."""
-    resources = await get_resources(request)
-    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
-    # One per container; rebuilt if the resources were closed and reopened.
-    if limiter is None or limiter.redis is not resources.redis:
-        limiter = request.app.state.rate_limiter = RateLimiter(resources.redis, resources.settings)
+    limiter = await _limiter(request)
     caller = f"sub:{principal.subject}" if principal else f"ip:{client_ip(request)}"
     decision = await limiter.hit(
         # The scope's path: request.url would build a whole URL object per request.
@@ -275,6 +275,27 @@ async def enforce_rate_limit(
     setattr(request.state, _STATE_KEY, decision)
     if not decision.allowed:
         raise RateLimited(decision)
+
+
+async def count_failed_authentication(request: Request) -> RateLimited | None:
+    """Count a 401 against the client IP; the 429 to answer instead, once its
+    budget (``rate_limit_failed_auth``) is spent."""
+    limiter = await _limiter(request)
+    decision = await limiter.hit(
+        RouteClass.FAILED_AUTH, f"ip:{client_ip(request)}", anonymous=False
+    )
+    if decision is None or decision.allowed:
+        return None
+    return RateLimited(decision)
+
+
+async def _limiter(request: Request) -> RateLimiter:
+    resources = await get_resources(request)
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    # One per container; rebuilt if the resources were closed and reopened.
+    if limiter is None or limiter.redis is not resources.redis:
+        limiter = request.app.state.rate_limiter = RateLimiter(resources.redis, resources.settings)
+    return limiter
 
 
 class RateLimitHeadersMiddleware:
