@@ -72,3 +72,15 @@ def test_the_headers_a_client_reads_are_declared() -> None:
     assert {"ETag", "X-Cache", "Cache-Control"} <= set(read["responses"]["200"]["headers"])
     assert "304" in read["responses"]
     assert "If-None-Match" in [parameter["name"] for parameter in read["parameters"]]
+
+
+def test_money_has_one_grammar_in_and_out() -> None:
+    schemas = document()["components"]["schemas"]
+    sent = schemas["NewProduct"]["properties"]["price"]
+    answered = [
+        schemas["Product"]["properties"]["price"],
+        schemas["Order"]["properties"]["total"],
+        schemas["OrderItem"]["properties"]["unit_price"],
+    ]
+    assert all(money["pattern"] == sent["pattern"] for money in answered)
+    assert all(money["type"] == "string" for money in answered)

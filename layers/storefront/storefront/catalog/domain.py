@@ -11,15 +11,13 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from storefront.errors import Conflict, InvalidInput, NotFound
+from storefront.money import MONEY_PATTERN, MONEY_SCHEMA, Money
 from storefront.text import STORABLE_TEXT
 
-# The one grammar of a price, in the schema and in the check below: a decimal
-# string, more than 0, at most 10 digits before the point and 2 after, no
-# sign, exponent, underscore, space or leading zero. Written out because
-# pydantic's own schema for this Decimal said "a number or any string", and
-# Decimal() itself accepts all of "1E+1", "1_0.50" and " 7.5 ".
-PRICE_PATTERN = r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,9}(\.[0-9]{1,2})?)$"
-_PRICE_SCHEMA = {"type": "string", "pattern": PRICE_PATTERN, "examples": ["12.50"]}
+# The one grammar of money (storefront.money), in the schema and in the check
+# below. Written out because pydantic's own schema for this Decimal said "a
+# number or any string", and Decimal() itself accepts all of "1E+1", "1_0.50"
+# and " 7.5 ".
 
 
 def _decimal_string(value: object) -> object:
@@ -27,7 +25,7 @@ def _decimal_string(value: object) -> object:
     cannot hold most prices exactly. (A Decimal is code's own, not input.)"""
     if isinstance(value, Decimal):
         return value
-    if not isinstance(value, str) or not re.fullmatch(PRICE_PATTERN, value):
+    if not isinstance(value, str) or not re.fullmatch(MONEY_PATTERN, value):
         raise ValueError(
             'must be a decimal string like "12.50": digits, at most 2 decimals,'
             " no sign, exponent, spaces or leading zeros"
@@ -39,7 +37,7 @@ Price = Annotated[
     Decimal,
     BeforeValidator(_decimal_string),
     Field(gt=0, max_digits=12, decimal_places=2),
-    WithJsonSchema(_PRICE_SCHEMA, mode="validation"),
+    WithJsonSchema(MONEY_SCHEMA, mode="validation"),
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
@@ -62,7 +60,7 @@ class Product(BaseModel):
     sku: str
     name: str
     description: str
-    price: Decimal
+    price: Money
     currency: str
     category_id: UUID | None
     created_at: datetime

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from storefront.auth.principal import Principal
 from storefront.errors import Conflict, Forbidden, InvalidInput, NotFound
+from storefront.money import Money
 
 MAX_QUANTITY = 100
 MAX_ITEMS = 50
@@ -56,7 +57,7 @@ class OrderItem(BaseModel):
 
     product_id: UUID
     quantity: int
-    unit_price: Decimal
+    unit_price: Money
 
 
 class Order(BaseModel):
@@ -67,7 +68,7 @@ class Order(BaseModel):
     customer_id: str | None = None
     status: OrderStatus
     items: list[OrderItem]
-    total: Decimal
+    total: Money
     currency: str
     reason: str | None = None
     created_at: datetime
