@@ -183,10 +183,17 @@ def test_a_created_product_can_be_read_back(stack: Stack) -> None:
     assert {key: fetched.json()[key] for key in new} == new
 
 
-def test_an_unknown_route_is_api_gateways_404(stack: Stack) -> None:
+def test_an_unknown_route_is_a_problem_like_any_other(stack: Stack) -> None:
     response = stack.client.get("/no/such/route")
+    wrong_method = stack.client.put("/categories", json={})
+
+    # The $default route sends it to the catalog function: problem+json with
+    # the security headers, not API Gateway's bare {"message": "Not Found"}.
     assert response.status_code == 404
-    assert response.json() == {"message": "Not Found"}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert wrong_method.status_code == 405
+    assert "GET" in wrong_method.headers["allow"]
 
 
 def test_responses_carry_a_correlation_id(stack: Stack) -> None:
