@@ -118,9 +118,12 @@ def run_schema_fuzz(
         }
         known = _seed(env, url, session, tokens)
         sender = _Sender(report, url, session, _checks(), coverage)
-        for function, operation in _operations():
+        operations = _operations()
+        for function, operation in operations:
             for role in ROLES:
                 sender.fuzz(function, operation, role, tokens[role], known)
+        functions = {(op.method.upper(), op.path): function for function, op in operations}
+        sender.stateful(functions, tokens["admin"], examples)
     report.seconds = time.monotonic() - started
     return report
 
@@ -293,6 +296,56 @@ class _Sender:
             case.validate_response(response, checks=self.checks, headers=headers)
         except FailureGroup as group:
             record(self.report, label, role, group.exceptions, case, response)
+
+    def stateful(
+        self, functions: Mapping[tuple[str, str], str], token: str | None, examples: int
+    ) -> None:
+        """Schemathesis' stateful mode: calls chained by the links it infers
+        from the document (an id one answer gives feeds the next call), as an
+        admin, who may call every operation. Steps are tallied and checked
+        like every other case."""
+        sender, headers = self, {"Authorization": f"Bearer {token}"}
+        document = schemathesis.openapi.from_dict(
+            wiring.api_document(), config=schemathesis.Config()
+        )
+
+        class Chained(document.as_state_machine()):  # type: ignore[misc]
+            def call(self, case: Case, **kwargs: Any) -> schemathesis.Response:
+                label = f"{case.operation.method.upper()} {case.operation.path}"
+                function = functions[(case.operation.method.upper(), case.operation.path)]
+                tally = sender.report.tallies.setdefault(label, OperationTally(function, label))
+                try:
+                    response = case.call(
+                        base_url=sender.url, session=sender.session, headers=headers
+                    )
+                except (UnicodeEncodeError, requests.exceptions.InvalidHeader):
+                    sender.report.unsendable += 1
+                    hypothesis.reject()
+                tally.cases += 1
+                tally.statuses[response.status_code] += 1
+                sender.report.stateful_steps += 1
+                return response
+
+            def validate_response(
+                self, response: schemathesis.Response, case: Case, *args: Any, **kwargs: Any
+            ) -> None:
+                try:
+                    case.validate_response(response, checks=sender.checks, headers=headers)
+                except FailureGroup as group:
+                    label = f"{case.operation.method.upper()} {case.operation.path}"
+                    record(sender.report, label, "admin, chained", group.exceptions, case, response)
+
+        Chained.run(
+            settings=hypothesis.settings(
+                max_examples=examples,
+                stateful_step_count=8,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.generate],
+                verbosity=Verbosity.quiet,
+            )
+        )
 
 
 def _known_body(case: Case, known: Mapping[str, str]) -> Case:

@@ -55,6 +55,8 @@ class FuzzReport:
     tallies: dict[str, OperationTally] = field(default_factory=dict)
     findings: dict[tuple[str, str, str, int], Finding] = field(default_factory=dict)
     unsendable: int = 0  # cases no HTTP client sends (a header value that is not latin-1)
+    # Calls of the stateful pass, chained by the document's inferred links.
+    stateful_steps: int = 0
     seconds: float = 0.0
 
     @property
@@ -81,6 +83,7 @@ class FuzzReport:
             f" as {', '.join(self.roles)}; {self.examples} generated per pass; seed {self.seed}",
             f"server errors: {self.server_errors}; schema violations: {len(self.findings)};"
             f" unsendable cases skipped: {self.unsendable}",
+            f"stateful (link-following) pass: {self.stateful_steps:,} chained calls",
         ]
         for function in self.functions:
             tallies = [tally for tally in self.tallies.values() if tally.function == function]
