@@ -57,6 +57,8 @@ class FuzzReport:
     unsendable: int = 0  # cases no HTTP client sends (a header value that is not latin-1)
     # Calls of the stateful pass, chained by the document's inferred links.
     stateful_steps: int = 0
+    # Hypothesis stopped the stateful pass when a replay met changed data.
+    stateful_cut_short: bool = False
     seconds: float = 0.0
 
     @property
@@ -83,7 +85,12 @@ class FuzzReport:
             f" as {', '.join(self.roles)}; {self.examples} generated per pass; seed {self.seed}",
             f"server errors: {self.server_errors}; schema violations: {len(self.findings)};"
             f" unsendable cases skipped: {self.unsendable}",
-            f"stateful (link-following) pass: {self.stateful_steps:,} chained calls",
+            f"stateful (link-following) pass: {self.stateful_steps:,} chained calls"
+            + (
+                " (cut short: a replay met the server's changed data)"
+                if self.stateful_cut_short
+                else ""
+            ),
         ]
         for function in self.functions:
             tallies = [tally for tally in self.tallies.values() if tally.function == function]
