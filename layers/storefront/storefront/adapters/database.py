@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 from uuid import uuid4
 
 import asyncpg
@@ -161,6 +161,23 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.connection.commit()
+
+
+class TransactionScope(Protocol):
+    """What every unit of work a use case takes can do: be entered, commit, and
+    roll back on exit without a commit. Contexts' units of work add their
+    repositories (storefront.orders.unit_of_work, ...)."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
 
 
 class RepositoryUnitOfWork:

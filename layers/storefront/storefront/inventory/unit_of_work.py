@@ -9,14 +9,13 @@ Use cases and handlers see only :class:`InventoryUnitOfWork`; PostgreSQL is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storefront import catalog, orders
-from storefront.adapters.database import RepositoryUnitOfWork
+from storefront.adapters.database import RepositoryUnitOfWork, TransactionScope
 from storefront.inventory.domain import StockLevel
 from storefront.inventory.repository import SqlStockRepository
 
@@ -49,7 +48,7 @@ class Orders(Protocol):
     async def pending(self, order_ids: Sequence[UUID]) -> set[UUID]: ...
 
 
-class InventoryUnitOfWork(Protocol):
+class InventoryUnitOfWork(TransactionScope, Protocol):
     # Read-only (properties): a fake's own repository types satisfy them.
     @property
     def stock(self) -> StockRepository: ...
@@ -59,17 +58,6 @@ class InventoryUnitOfWork(Protocol):
 
     @property
     def orders(self) -> Orders: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 class _CatalogProducts:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storefront import catalog
-from storefront.adapters.database import RepositoryUnitOfWork
+from storefront.adapters.database import RepositoryUnitOfWork, TransactionScope
 from storefront.events.outbox import Outbox, SqlOutbox
 from storefront.idempotency import Idempotency, SqlIdempotency
 from storefront.orders.domain import Order, OrderQuery, OrderStatus
@@ -48,7 +47,7 @@ class Prices(Protocol):
     async def prices_of(self, product_ids: Sequence[UUID]) -> dict[UUID, tuple[Decimal, str]]: ...
 
 
-class OrdersUnitOfWork(Protocol):
+class OrdersUnitOfWork(TransactionScope, Protocol):
     # Read-only (properties): a fake's own repository types satisfy them.
     @property
     def orders(self) -> OrderRepository: ...
@@ -61,17 +60,6 @@ class OrdersUnitOfWork(Protocol):
 
     @property
     def idempotency(self) -> Idempotency: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 class _CatalogPrices:
