@@ -10,8 +10,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
+    # An empty variable is an unset one: the template declares sam local's
+    # variables (DATABASE_URL, ...) with empty values when deployed.
     model_config = SettingsConfigDict(
-        env_file=None, extra="ignore", frozen=True, populate_by_name=True
+        env_file=None,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
     )
 
     service_name: str = Field("storefront", alias="POWERTOOLS_SERVICE_NAME")
