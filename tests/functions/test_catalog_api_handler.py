@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from sqlalchemy.pool import QueuePool
@@ -109,3 +109,36 @@ def test_a_write_without_a_token_is_a_401_through_the_handler(invoke_catalog: In
     assert response["statusCode"] == 401
     assert response["headers"]["content-type"] == "application/problem+json"
     assert response["headers"]["www-authenticate"] == "Bearer"
+
+
+def test_bodiless_answers_carry_no_content_type(
+    invoke_catalog: Invoke, admin_headers: dict[str, str]
+) -> None:
+    event = load_event("catalog_api", "create_product", admin_headers)
+    event["body"] = json.dumps({"sku": "FN-BODILESS", "name": "Quiet mug", "price": "2.00"})
+    product_id = json.loads(invoke_catalog(event)["body"])["id"]
+
+    def request(method: str, path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        sent = load_event("catalog_api", "get_product", headers)
+        sent["rawPath"] = sent["requestContext"]["http"]["path"] = path
+        sent["requestContext"]["http"]["method"] = method
+        return invoke_catalog(sent)
+
+    fresh = request("GET", f"/products/{product_id}")
+    answers = {
+        "viewed": request("POST", f"/products/{product_id}/views"),
+        "unchanged": request(
+            "GET", f"/products/{product_id}", {"if-none-match": fresh["headers"]["etag"]}
+        ),
+        "deleted": request("DELETE", f"/products/{product_id}", admin_headers),
+    }
+
+    assert {name: answer["statusCode"] for name, answer in answers.items()} == {
+        "viewed": 202,
+        "unchanged": 304,
+        "deleted": 204,
+    }
+    for name, answer in answers.items():
+        assert not answer.get("body"), name
+        assert "content-type" not in answer["headers"], name
+    assert fresh["headers"]["content-type"] == "application/json"
