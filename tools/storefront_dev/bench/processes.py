@@ -26,7 +26,7 @@ SAGA_FUNCTIONS = ("OutboxRelayFunction", "InventoryWorkerFunction", "OrderWorker
 
 def project_root() -> Path:
     here = Path.cwd().resolve()
-    for directory in (here, *here.parents, Path(__file__).resolve().parents[4]):
+    for directory in (here, *here.parents, Path(__file__).resolve().parents[3]):
         if (directory / "template.yaml").is_file():
             return directory
     raise RuntimeError("no template.yaml here or above; run from the Storefront checkout")
