@@ -4,9 +4,7 @@ functions in fresh, isolated interpreters (see invoke_built.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,50 +12,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.tags import sys_tags
-
+import storefront_dev.local_build
 from storefront_dev.templates import SCHEDULE_EVENT_TYPES, FunctionSpec
 
 ROOT = Path(__file__).resolve().parents[2]
-SAM = ROOT / ".venv-sam" / "bin" / "sam"
+SAM = storefront_dev.local_build.sam_cli(ROOT)
 LAYERS = ("DependenciesLayer", "StorefrontLayer")
 INVOKER = Path(__file__).with_name("invoke_built.py")
-# What Lambda's Python runtime itself puts on sys.path (/var/runtime), after
-# the layers: boto3 and botocore with their dependencies. aws-xray-sdk imports
-# botocore as soon as Powertools' Tracer is made, tracing on or off.
-RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 
 
 def sam_build(work: Path) -> Path:
-    """``sam build`` into ``work/build``, with layers for the running interpreter."""
-    environment = os.environ | {
-        # Read by layers/dependencies/Makefile: sam passes its environment on.
-        "LAMBDA_PLATFORM": " ".join(local_platforms()),
+    """``sam build`` into ``work/build``, with layers for the running interpreter.
+
+    Its bytecode too: compiled by this interpreter, for the version the layer
+    is built for (the Makefiles' BYTECODE_PYTHON), not by Lambda's 3.12.
+    """
+    variables = {
         "LAMBDA_PYTHON": f"{sys.version_info.major}.{sys.version_info.minor}",
         "PIP_PYTHON": sys.executable,
+        "BYTECODE_PYTHON": sys.executable,
         "REQUIREMENTS": str(local_requirements(work / "requirements.txt")),
-        "SAM_CLI_TELEMETRY": "0",
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
     }
-    # Its own cache folder: sam's cache key ignores the environment, so these
-    # local-platform layers must never be reused by a real build. cwd is the
-    # temporary folder too, where sam keeps its own state (.aws-sam/).
-    template, build, cache = ROOT / "template.yaml", work / "build", work / "cache"
-    built = subprocess.run(
-        [SAM, "build", "--template-file", template, "--build-dir", build, "--cache-dir", cache],
-        cwd=work,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    return build
-
-
-def local_platforms() -> list[str]:
-    """The manylinux tags the running interpreter installs wheels for."""
-    return sorted({tag.platform for tag in sys_tags() if tag.platform.startswith("manylinux")})
+    return storefront_dev.local_build.sam_build(ROOT, work, variables, timeout=600)
 
 
 def lock_entries(lock: Path) -> list[tuple[str, str, set[str]]]:
@@ -97,12 +73,7 @@ def local_requirements(target: Path) -> Path:
 
 def lambda_runtime(folder: Path) -> Path:
     """A stand-in for /var/runtime: links to the local copies of what it holds."""
-    for name in RUNTIME_MODULES:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None, f"{name} is not installed"
-        assert spec.origin is not None
-        source = Path(spec.origin)
-        source = source.parent if spec.submodule_search_locations else source
+    for source in storefront_dev.local_build.runtime_sources():
         (folder / source.name).symlink_to(source)
     return folder
 
