@@ -45,3 +45,30 @@ def container_resources() -> Resources:
     if _resources is None:
         _resources = Resources.from_settings(get_settings())
     return _resources
+
+
+def close_container_resources() -> None:
+    """Close the container's connections now; the next use opens new ones.
+
+    SnapStart's before-snapshot hook (storefront.snapstart): no socket may be
+    in the snapshot that every restored container starts from.
+    """
+    global _resources
+    resources, _resources = _resources, None
+    if resources is not None:
+        run(resources.close())
+
+
+def abandon_container_resources() -> None:
+    """Forget the container's engines and Redis client without a word to their servers.
+
+    SnapStart's after-restore hook (storefront.snapstart): a connection still
+    in the snapshot is a copy of a socket that another container may hold
+    too, to a peer that has long forgotten it. Closing it properly would
+    write to it (asyncpg's Terminate, a TLS close_notify) and could wait on
+    the peer within the restore's time limit; dropped, it is aborted by its
+    driver's finalizer, which only releases the file descriptor. The next use
+    creates new ones.
+    """
+    global _resources
+    _resources = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from storefront import snapstart
 from storefront.events.cleanup import cleanup_job
 from storefront.events.handlers import HandlerRegistry
 from storefront.events.relay_loop import relay_job
@@ -61,6 +62,10 @@ def _report_handlers() -> HandlerRegistry:
 
     return report_handlers(container_resources, S3ObjectStore.from_settings)
 
+
+# Every function but migrate imports this module at init: with SnapStart on,
+# Lambda's runtime runs these hooks around the snapshot (storefront.snapstart).
+snapstart.register_runtime_hooks()
 
 # Consumer group -> the handlers its worker function runs.
 WORKERS: dict[str, Callable[[], HandlerRegistry]] = {

@@ -11,6 +11,7 @@ from mangum import Mangum
 
 from storefront.observability import logger, metrics, tracer
 from storefront.runtime import container_loop
+from storefront.web.warm_up import warm_up
 
 LambdaHandler = Any
 
@@ -26,6 +27,8 @@ def api_handler(app: FastAPI) -> LambdaHandler:
     # invocation (and every pooled connection) lives on the same loop.
     container_loop()
     asgi = Mangum(app, lifespan="off", text_mime_types=TEXT_MIME_TYPES)
+    # With SnapStart, the first requests' work is done before the snapshot.
+    warm_up(asgi)
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)
