@@ -39,6 +39,20 @@ globals().update(
     )
 )
 
+globals().update(
+    reuse(
+        "tests.integration.test_cache_read_ahead",
+        leave_out={
+            "test_a_cache_hit_costs_one_redis_round_trip": (
+                "a cluster pipeline writes once per node it reaches, at the same time"
+            ),
+            "test_a_cached_list_page_reads_its_version_ahead": (
+                "a cluster pipeline writes once per node it reaches, at the same time"
+            ),
+        },
+    )
+)
+
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[LocalCluster]:

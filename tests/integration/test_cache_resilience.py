@@ -13,6 +13,7 @@ import pytest
 from storefront import wiring
 from storefront.adapters.cache import Cache, CacheOutcome
 from storefront.adapters.circuit_breaker import CircuitBreaker
+from storefront.catalog.service import product_cache_key
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront_dev.embedded import EmbeddedRedis, start_redis
@@ -25,6 +26,8 @@ async def test_cold_key_under_200_concurrent_requests_is_loaded_once(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:
     created = await create_product(client)
+    # Cold: the write put the product into the cache; it is gone, as after its TTL.
+    await resources.cache.invalidate(product_cache_key(uuid.UUID(str(created["id"]))))
 
     with counting_queries(resources.engine) as queries:
         responses = await asyncio.gather(
@@ -32,8 +35,8 @@ async def test_cold_key_under_200_concurrent_requests_is_loaded_once(
         )
 
     assert {response.status_code for response in responses} == {200}
-    assert queries.count(PRODUCT_SELECT) <= 3
-    assert [r.headers["x-cache"] for r in responses].count("miss") <= 3
+    assert 1 <= queries.count(PRODUCT_SELECT) <= 3
+    assert 1 <= [r.headers["x-cache"] for r in responses].count("miss") <= 3
 
 
 async def test_lease_makes_other_containers_wait_instead_of_querying(

@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from storefront.adapters.endpoints import MissingEndpoint, database_url, read_secret, redis_url
+from storefront.adapters.endpoints import (
+    MissingEndpoint,
+    database_url,
+    read_database_url,
+    read_secret,
+    redis_url,
+)
 from storefront.settings import Settings
 
 
 @pytest.fixture(autouse=True)
 def no_urls_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DATABASE_URL", "REDIS_URL", "DATABASE_HOST", "REDIS_HOST"):
+    for name in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "DATABASE_HOST",
+        "REDIS_HOST",
+        "DATABASE_READ_HOST",
+        "DATABASE_READ_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -74,3 +88,40 @@ def test_a_socket_directory_as_host_goes_into_the_query() -> None:
     settings = Settings(database_host="/run/postgresql", database_port=5433, database_name="db")
 
     assert database_url(settings) == ("postgresql+asyncpg://:5433/db?host=%2Frun%2Fpostgresql")
+
+
+def test_the_read_host_has_the_writers_port_name_and_credentials(secret_arn: str) -> None:
+    settings = Settings(
+        database_host="proxy.example",
+        database_read_host="proxy-read.example",
+        database_port=6432,
+        database_secret_arn=secret_arn,
+        database_tls=True,
+    )
+
+    assert read_database_url(settings) == database_url(settings).replace(
+        "@proxy.example:", "@proxy-read.example:"
+    )
+    assert "proxy-read.example:6432/storefront?ssl=require" in str(read_database_url(settings))
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"database_host": "proxy.example"},
+        # The database stack names the writer's endpoint when it has no reader.
+        {"database_host": "proxy.example", "database_read_host": "proxy.example"},
+        # A local URL pairs with a read URL; a deployed read host does not apply to it.
+        {"database_url": "postgresql://local/db", "database_read_host": "proxy-read.example"},
+    ],
+    ids=["no read host", "the writer's own host", "a local url"],
+)
+def test_without_a_reader_reads_go_to_the_writer(given: dict[str, Any]) -> None:
+    assert read_database_url(Settings(**given)) is None
+
+
+def test_a_read_url_pairs_with_the_local_url() -> None:
+    settings = Settings(
+        database_url="postgresql://local:5432/db", database_read_url="postgresql://local:5433/db"
+    )
+    assert read_database_url(settings) == "postgresql://local:5433/db"

@@ -1,4 +1,4 @@
-"""The I/O resources a function uses: one engine, one Redis client, one cache.
+"""The I/O resources a function uses: engines, one Redis client, one cache.
 
 Created lazily on first use (import time is cold-start time) and kept for the
 life of the container. Tests build their own with :meth:`Resources.from_settings`.
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storefront.adapters.cache import Cache
 from storefront.adapters.circuit_breaker import CircuitBreaker
 from storefront.adapters.database import create_engine
+from storefront.adapters.endpoints import read_database_url
 from storefront.adapters.redis import REDIS_FAILURES, RedisClient, create_redis
 from storefront.observability import logger
 from storefront.settings import Settings
@@ -23,6 +24,7 @@ from storefront.settings import Settings
 class Resources:
     settings: Settings
     _engine: AsyncEngine | None = field(default=None, repr=False)
+    _read_engine: AsyncEngine | None = field(default=None, repr=False)
     _redis: RedisClient | None = field(default=None, repr=False)
 
     @classmethod
@@ -34,6 +36,18 @@ class Resources:
         if self._engine is None:
             self._engine = create_engine(self.settings)
         return self._engine
+
+    @property
+    def read_engine(self) -> AsyncEngine:
+        """For reads that tolerate replica lag: the read endpoint's engine when
+        one is configured, else the writer's engine itself (no second pool).
+        Writes and reads of what a caller has just written use :attr:`engine`."""
+        if self._read_engine is None:
+            url = read_database_url(self.settings)
+            if url is None:
+                return self.engine
+            self._read_engine = create_engine(self.settings, url)
+        return self._read_engine
 
     @property
     def redis(self) -> RedisClient:
@@ -59,4 +73,7 @@ class Resources:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+        if self._read_engine is not None:
+            await self._read_engine.dispose()
+            self._read_engine = None
         self.__dict__.pop("cache", None)

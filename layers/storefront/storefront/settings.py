@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     database_name: str = "storefront"
     database_secret_arn: str | None = None
     database_tls: bool = False
+    # Where reads that tolerate replica lag go (storefront.resources,
+    # read_engine): deployed, a host only (the RDS Proxy read-only endpoint,
+    # with the writer's port, name and credentials); locally and in tests, a
+    # URL beside DATABASE_URL. Neither set: every read goes to the writer.
+    database_read_host: str | None = None
+    database_read_url: str | None = None
     # Seconds to wait for a new PostgreSQL connection before answering 503.
     database_connect_timeout: float = 3.0
     database_statement_timeout_ms: int = 10_000

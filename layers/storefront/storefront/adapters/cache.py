@@ -9,10 +9,20 @@ process concurrent callers of a key also share one load.
 The fill only happens while the filler still holds its lease (a Lua check).
 ``invalidate`` deletes value and lease together, so a reader that loaded the old
 row before a write committed cannot put it back after the writer invalidated.
-Value and lease share a hash tag, so the script also runs on Redis Cluster.
+``put`` writes the committed value through and drops the lease the same way;
+a fill never overwrites a value that is there (SET NX), so a reader that
+loaded from a replica which has not replayed the write yet cannot replace the
+writer's value with its older one. Value and lease share a hash tag, so the
+script also runs on Redis Cluster.
 
 Missing rows are cached as a marker for a short TTL. Any Redis failure opens
 the circuit breaker and the caller reads PostgreSQL directly ("bypass").
+
+*Read ahead*: a request that already talks to Redis before its use case runs
+(the rate limiter) can carry the GETs of the keys it will read in the same
+round trip and hand the replies over with :meth:`Cache.read_ahead`; the reads
+of this request then use them instead of a GET of their own, so a cache hit
+costs one round trip in all.
 """
 
 from __future__ import annotations
@@ -20,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import TypeVar
 from uuid import uuid4
@@ -36,9 +47,17 @@ Loader = Callable[[], Awaitable[bytes | None]]
 
 _MISSING = b"\x00missing"
 
+# The replies read ahead for the current request, by name; each is used once.
+# A context variable, not a field: the Cache is the container's, one request
+# runs per task, and a name not read ahead is read as before.
+_read_ahead: ContextVar[dict[str, bytes | None] | None] = ContextVar(
+    "cache_read_ahead", default=None
+)
+_NOT_READ_AHEAD = object()
+
 _FILL_IF_LEASE_HELD = """
 if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX')
   redis.call('DEL', KEYS[2])
   return 1
 end
@@ -69,6 +88,27 @@ class Cache:
         return self._settings.cache_list_ttl_seconds
 
     # -- keys ---------------------------------------------------------------
+    def key_of(self, name: str) -> str:
+        """The Redis key of a cached name, for reading it ahead."""
+        return self._key(name)
+
+    def read_ahead(self, replies: Mapping[str, bytes | None]) -> None:
+        """Replies to GETs of these names' keys, made for the current request.
+
+        Replaces whatever an earlier request of this task left unused.
+        """
+        _read_ahead.set(dict(replies))
+
+    async def _get(self, name: str) -> bytes | None:
+        """The raw value under a name: read ahead, else one GET."""
+        ahead = _read_ahead.get()
+        reply = ahead.pop(name, _NOT_READ_AHEAD) if ahead else _NOT_READ_AHEAD
+        if reply is _NOT_READ_AHEAD:
+            reply = await self._guarded(self._redis.get(self._key(name)))
+        # The client does not decode responses: values are bytes.
+        assert reply is None or isinstance(reply, bytes)
+        return reply
+
     def _key(self, name: str) -> str:
         return f"{self._settings.redis_key_prefix}{{{name}}}"
 
@@ -110,7 +150,7 @@ class Cache:
         self, name: str, load: Loader, ttl_seconds: int | None
     ) -> tuple[bytes | None, CacheOutcome]:
         try:
-            cached = await self._guarded(self._redis.get(self._key(name)))
+            cached = await self._get(name)
             if cached is not None:
                 return _decode(cached), CacheOutcome.HIT
             lease = uuid4().hex
@@ -176,6 +216,31 @@ class Cache:
             return False
         return True
 
+    async def put(self, name: str, value: bytes | None) -> bool:
+        """Write a committed value through (None: known missing); False if
+        Redis failed. For reads that may come from a replica: the next miss
+        there could load what the replica had before this write, and keep it
+        for the whole TTL."""
+        settings = self._settings
+        if value is None:
+            stored, ttl = _MISSING, settings.cache_missing_ttl_seconds
+        else:
+            stored, ttl = value, settings.cache_ttl_seconds
+        try:
+            await self._guarded(self._store(name, stored, self._ttl_ms(ttl)))
+        except _RedisUnavailable:
+            logger.warning("cache write-through failed", extra={"key": name})
+            return False
+        return True
+
+    async def _store(self, name: str, value: bytes, ttl_ms: int) -> None:
+        # The value first, then the lease: a filler still holding the lease
+        # in between finds the value there and leaves it (SET NX).
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._key(name), value, px=ttl_ms)
+            pipe.delete(self._lease_key(name))
+            await pipe.execute()
+
     async def _delete(self, names: tuple[str, ...]) -> None:
         # All of it guarded: a cluster client's pipeline already connects
         # (and can fail) when it opens, not only when it executes. One DEL per
@@ -190,7 +255,7 @@ class Cache:
         if self._breaker.is_open:
             return None
         try:
-            raw = await self._guarded(self._redis.get(self._key(f"{namespace}:version")))
+            raw = await self._get(version_name(namespace))
         except _RedisUnavailable:
             return None
         return int(raw or 0)
@@ -198,7 +263,7 @@ class Cache:
     async def bump_namespace(self, namespace: str) -> bool:
         """Make every key of a namespace unreachable at once, without scanning."""
         try:
-            await self._guarded(self._redis.incr(self._key(f"{namespace}:version")))
+            await self._guarded(self._redis.incr(self._key(version_name(namespace))))
         except _RedisUnavailable:
             logger.warning("cache namespace bump failed", extra={"namespace": namespace})
             return False
@@ -213,6 +278,11 @@ class Cache:
             raise _RedisUnavailable from error
         self._breaker.record_success()
         return result
+
+
+def version_name(namespace: str) -> str:
+    """The name a namespace's version is cached under (to read it ahead)."""
+    return f"{namespace}:version"
 
 
 def _decode(raw: bytes | str) -> bytes | None:

@@ -46,8 +46,9 @@ _NO_STATEMENT_CACHE = {
 }
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """One engine per container, sized for one request at a time.
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    """One engine per container and endpoint (``url``, else the writer's),
+    sized for one request at a time.
 
     RDS Proxy and PgBouncer hand a client's statements to different server
     connections, where asyncpg's cached prepared statements would collide, so
@@ -68,7 +69,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     ``worker_max_deliveries``).
     """
     return create_async_engine(
-        asyncpg_url(database_url(settings)),
+        asyncpg_url(url or database_url(settings)),
         pool_size=1,
         max_overflow=2,
         pool_timeout=settings.database_connect_timeout,

@@ -26,21 +26,42 @@ def database_url(settings: Settings) -> str:
         return settings.database_url
     if not settings.database_host:
         raise MissingEndpoint("set DATABASE_URL, or DATABASE_HOST with DATABASE_SECRET_ARN")
+    return _url_on(settings, settings.database_host)
+
+
+def read_database_url(settings: Settings) -> str | None:
+    """Where reads that tolerate replica lag go; None: to the writer.
+
+    DATABASE_READ_URL pairs with DATABASE_URL, DATABASE_READ_HOST with
+    DATABASE_HOST (deployed: the same port, name and credentials on another
+    host). A read host equal to the writer's is no reader at all: the nested
+    database stack names the writer's endpoint when it has no reader, and a
+    second pool to the same server would only double the connections.
+    """
+    if settings.database_read_url:
+        return settings.database_read_url
+    host = settings.database_read_host
+    if settings.database_url or not host or host == settings.database_host:
+        return None
+    return _url_on(settings, host)
+
+
+def _url_on(settings: Settings, host: str) -> str:
     username = password = None
     if settings.database_secret_arn:
         secret = read_secret(settings.database_secret_arn)
         username, password = secret["username"], secret["password"]
     query = {"ssl": "require"} if settings.database_tls else {}
-    host: str | None = settings.database_host
-    if settings.database_host.startswith("/"):
+    tcp_host: str | None = host
+    if host.startswith("/"):
         # A Unix-socket directory, as libpq takes it (an embedded server's):
         # asyncpg reads it from the query; the port names the socket file.
-        query, host = query | {"host": settings.database_host}, None
+        query, tcp_host = query | {"host": host}, None
     url = URL.create(
         "postgresql+asyncpg",
         username=username,
         password=password,
-        host=host,
+        host=tcp_host,
         port=settings.database_port,
         database=settings.database_name,
         query=query,

@@ -3,6 +3,10 @@
 The catalog app includes this router BEFORE its own: FastAPI matches routes in
 order, and ``/products/{product_id}`` would otherwise take ``/products/popular``
 (API Gateway prefers the literal path on its own).
+
+Both routes read PostgreSQL only where Redis cannot answer (a product's
+existence on a catalog cache miss, the flushed counts when Redis has none), and
+neither reads back what its caller wrote, so they take the read endpoint.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from storefront.analytics import service
 from storefront.analytics.counters import ViewCounter
 from storefront.analytics.domain import Popular, Window
-from storefront.web.dependencies import CacheDep, Engine, SettingsDep, get_resources
+from storefront.web.dependencies import CacheDep, ReadEngine, SettingsDep, get_resources
 from storefront.web.problems import documented
 
 router = APIRouter(tags=["product views"])
@@ -36,7 +40,7 @@ Counter = Annotated[ViewCounter, Depends(get_view_counter)]
 
 @router.get("/products/popular", response_model=Popular)
 async def popular_products(
-    engine: Engine,
+    engine: ReadEngine,
     counter: Counter,
     settings: SettingsDep,
     window: Window = Window.HOURS_24,
@@ -54,7 +58,7 @@ async def popular_products(
     responses=documented(_404="No such product"),
 )
 async def record_view(
-    product_id: UUID, engine: Engine, cache: CacheDep, counter: Counter
+    product_id: UUID, engine: ReadEngine, cache: CacheDep, counter: Counter
 ) -> Response:
     # 202 even when Redis was down and the view was dropped: a page view's
     # beacon has nothing to retry, and the drop is counted in the metrics.

@@ -1,4 +1,10 @@
-"""Catalog routes: HTTP in, use case call, HTTP out. No business rules here."""
+"""Catalog routes: HTTP in, use case call, HTTP out. No business rules here.
+
+Product reads load their cache misses from the read endpoint (``ReadEngine``):
+writes put the committed product into the cache, so a replica that lags never
+answers for what a caller has just written. Categories have no cache, so they
+are read from the writer: a new category's Location must answer at once.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from storefront.adapters.cache import version_name
 from storefront.catalog import service
 from storefront.catalog.domain import (
     Category,
@@ -21,9 +28,10 @@ from storefront.pagination import decode_cursor
 from storefront.text import STORABLE_TEXT
 from storefront.web.authorization import CatalogWriter
 from storefront.web.contract import CONDITIONAL_READ, LOCATION
-from storefront.web.dependencies import CacheDep, Engine, SettingsDep
+from storefront.web.dependencies import CacheDep, Engine, ReadEngine, SettingsDep
 from storefront.web.http_cache import cached_json
 from storefront.web.problems import documented
+from storefront.web.rate_limits import reads_ahead
 
 _NOT_FOUND = documented(_404="No such product")
 _CONFLICT = documented(_409="A product or category with that key exists")
@@ -33,9 +41,10 @@ router = APIRouter(tags=["catalog"])
 
 
 @router.get("/products", response_model=ProductPage, openapi_extra=CONDITIONAL_READ)
+@reads_ahead(lambda _: [version_name(service.PRODUCT_LISTS)])
 async def list_products(
     request: Request,
-    engine: Engine,
+    engine: ReadEngine,
     cache: CacheDep,
     settings: SettingsDep,
     category_id: UUID | None = None,
@@ -59,8 +68,9 @@ async def list_products(
     responses=_NOT_FOUND,
     openapi_extra=CONDITIONAL_READ,
 )
+@reads_ahead(lambda path: [service.product_cache_key(UUID(path["product_id"]))])
 async def get_product(
-    product_id: UUID, request: Request, engine: Engine, cache: CacheDep, settings: SettingsDep
+    product_id: UUID, request: Request, engine: ReadEngine, cache: CacheDep, settings: SettingsDep
 ) -> Response:
     body, outcome = await service.get_product(product_id, engine, cache)
     return cached_json(request, body, outcome, settings.http_cache_max_age)

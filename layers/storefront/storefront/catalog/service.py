@@ -1,8 +1,13 @@
 """Catalog use cases.
 
 Reads go through the cache and return the JSON body to send (a cache hit is
-served without parsing it). Writes commit first and invalidate after, so the
-cache never holds a value the database has not committed.
+served without parsing it); on a miss they load from the engine they are
+given, which may be a replica that lags (the API passes the read endpoint's).
+Writes run on the writer, commit first and then write the committed product
+through to the cache, so the cache never holds a value the database has not
+committed, and a caller reading back what it just wrote (the Location of a
+new product) gets it from the cache, not from a replica that may not have it
+yet. Categories are not cached, so the API reads them from the writer.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ async def create_product(new: NewProduct, engine: AsyncEngine, cache: Cache) -> 
     async with UnitOfWork(engine) as uow:
         product = await repository.add_product(uow.connection, new)
         await uow.commit()
-    await _forget(product.id, cache)
+    await _remember(product.id, product, cache)
     return product
 
 
@@ -91,7 +96,7 @@ async def update_product(
         if product is None:
             raise ProductNotFound(product_id)
         await uow.commit()
-    await _forget(product_id, cache)
+    await _remember(product_id, product, cache)
     return product
 
 
@@ -100,7 +105,7 @@ async def delete_product(product_id: UUID, engine: AsyncEngine, cache: Cache) ->
         if not await repository.remove_product(uow.connection, product_id):
             raise ProductNotFound(product_id)
         await uow.commit()
-    await _forget(product_id, cache)
+    await _remember(product_id, None, cache)
 
 
 async def list_categories(engine: AsyncEngine) -> list[Category]:
@@ -123,6 +128,9 @@ async def create_category(new: NewCategory, engine: AsyncEngine) -> Category:
     return category
 
 
-async def _forget(product_id: UUID, cache: Cache) -> None:
-    await cache.invalidate(product_cache_key(product_id))
+async def _remember(product_id: UUID, product: Product | None, cache: Cache) -> None:
+    """After a commit: the product as committed (None: deleted) replaces the
+    cached one, and every cached list page goes."""
+    body = None if product is None else product.model_dump_json().encode()
+    await cache.put(product_cache_key(product_id), body)
     await cache.bump_namespace(PRODUCT_LISTS)

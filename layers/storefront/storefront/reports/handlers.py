@@ -1,7 +1,7 @@
 """What the reports worker does with a ReportRequested: build the report.
 
 The registry is made by :func:`report_handlers` with the container's
-resources (engine, settings) and the object store the composition root
+resources (engines, settings) and the object store the composition root
 chooses (storefront.wiring); tests pass their own.
 """
 
@@ -32,7 +32,13 @@ def report_handlers(
     ) -> Sequence[Event]:
         current = resources()
         store = store_for(current.settings)
-        await service.build_report(payload.report_id, uow, current.engine, store, current.settings)
+        # The aggregate is read from the read endpoint: a report is a
+        # snapshot, and one from a replica that lags by moments misses what
+        # a build started moments earlier would have missed. The report's own
+        # row (locked, then marked READY or FAILED) stays in ``uow``, on the writer.
+        await service.build_report(
+            payload.report_id, uow, current.read_engine, store, current.settings
+        )
         return []
 
     return registry

@@ -25,6 +25,12 @@ async def get_engine(resources: Annotated[Resources, Depends(get_resources)]) ->
     return resources.engine
 
 
+async def get_read_engine(
+    resources: Annotated[Resources, Depends(get_resources)],
+) -> AsyncEngine:
+    return resources.read_engine
+
+
 async def get_cache(resources: Annotated[Resources, Depends(get_resources)]) -> Cache:
     return resources.cache
 
@@ -38,7 +44,11 @@ async def get_correlation_id(request: Request) -> str | None:
     return correlation_id
 
 
+# Engine: the writer, for writes and for reads of what the caller may have
+# just written. ReadEngine: the read endpoint (the writer when none is
+# configured), for reads that tolerate replica lag.
 Engine = Annotated[AsyncEngine, Depends(get_engine)]
+ReadEngine = Annotated[AsyncEngine, Depends(get_read_engine)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CorrelationId = Annotated[str | None, Depends(get_correlation_id)]

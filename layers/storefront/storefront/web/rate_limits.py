@@ -21,6 +21,15 @@ key layout and arithmetic, so ``limits`` reads the same windows (a test holds
 the two to each other). The window's two keys share a hash tag (``limits``
 wraps the key in braces), so the script also runs on Redis Cluster.
 
+**One round trip for a cache hit.** A route that reads cached values marks
+itself with :func:`reads_ahead` (the cache names it will read, from its path
+parameters). The limiter's script then travels with GETs of those keys in one
+pipeline, and the replies go to the cache (``Cache.read_ahead``), so a cached
+read costs one round trip, limiter included. The decision still comes first:
+an answer over the limit is a 429 before the route runs, and PostgreSQL is
+never reached. On Redis Cluster the pipeline sends each node its own part at
+once (the keys live in other slots than the window's).
+
 **Redis down.** Requests pass (fail open: losing the shop is worse than an
 unmetered minute), each one counted by the ``RateLimitFailOpen`` metric. The
 first failure opens a circuit breaker, so later requests skip Redis for the
@@ -37,9 +46,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from limits import RateLimitItem, parse
@@ -64,8 +74,15 @@ __all__ = [
     "client_ip",
     "count_failed_authentication",
     "enforce_rate_limit",
+    "reads_ahead",
     "route_class_of",
 ]
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+# Cache names a route reads, from its path parameters (raises ValueError on
+# parameters the route will refuse anyway).
+CacheNames = Callable[[Mapping[str, str]], Sequence[str]]
+_READS_AHEAD = "__storefront_reads_ahead__"
 
 FAIL_OPEN_METRIC = "RateLimitFailOpen"
 _STATE_KEY = "rate_limit"
@@ -191,22 +208,51 @@ class RateLimiter:
     async def hit(
         self, route_class: RouteClass, caller: str, *, anonymous: bool
     ) -> Decision | None:
+        decision, _ = await self.hit_and_get(route_class, caller, anonymous=anonymous, keys=())
+        return decision
+
+    async def hit_and_get(
+        self, route_class: RouteClass, caller: str, *, anonymous: bool, keys: Sequence[str]
+    ) -> tuple[Decision | None, dict[str, bytes | None]]:
+        """Count a hit and GET ``keys`` in the same round trip: the decision
+        (None when Redis cannot tell) and the keys' values that could be read."""
         if self.breaker.is_open:
             _count_fail_open()
-            return None
+            return None, {}
         limit = self.limit_for(route_class, anonymous=anonymous)
         window_keys = self.window_keys(limit, route_class.value, caller_digest(caller))
+        arguments = [limit.amount, limit.get_expiry(), 1]
         try:
             async with self._calls:
-                reply = await self._hit_and_read(
-                    keys=window_keys, args=[limit.amount, limit.get_expiry(), 1]
-                )
+                reply, values = await self._run(window_keys, arguments, keys)
         except REDIS_FAILURES as error:
             self.breaker.record_failure()
             logger.warning("redis unavailable, rate limits not enforced: %s", type(error).__name__)
             _count_fail_open()
-            return None
+            return None, {}
         self.breaker.record_success()
+        return self._decision(limit, reply), values
+
+    async def _run(
+        self, window_keys: list[str], arguments: list[int], keys: Sequence[str]
+    ) -> tuple[list[Any], dict[str, bytes | None]]:
+        if not keys:
+            return await self._hit_and_read(keys=window_keys, args=arguments), {}
+        # EVAL with the script's text (1.5 kB), not EVALSHA: a cluster
+        # pipeline refuses EVALSHA, and a pipeline given the registered Script
+        # would first ask SCRIPT EXISTS, a round trip of its own. Redis keeps
+        # the compiled script by its digest either way.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.eval(_HIT_AND_READ, len(window_keys), *window_keys, *arguments)
+            for key in keys:
+                pipe.get(key)
+            reply, *replies = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, BaseException):
+            raise reply
+        values = {key: value for key, value in zip(keys, replies, strict=True) if _is_value(value)}
+        return reply, values
+
+    def _decision(self, limit: RateLimitItem, reply: list[Any]) -> Decision:
         allowed, previous_count, previous_ttl_ms, current_count, current_ttl_ms = map(int, reply)
         remaining, reset = _window_stats(
             limit, previous_count, previous_ttl_ms / 1000, current_count, current_ttl_ms / 1000
@@ -249,6 +295,11 @@ def _window_stats(
     return remaining, min(previous_reset_in, current_reset_in)
 
 
+def _is_value(reply: object) -> bool:
+    # A GET that failed alone is not "missing": the cache reads it again.
+    return reply is None or isinstance(reply, bytes)
+
+
 def _per_second(limit: RateLimitItem) -> float:
     return limit.amount / limit.get_expiry()
 
@@ -264,17 +315,41 @@ async def enforce_rate_limit(
     """429 once the caller's budget for this route class is spent."""
     limiter = await _limiter(request)
     caller = f"sub:{principal.subject}" if principal else f"ip:{client_ip(request)}"
-    decision = await limiter.hit(
+    cache = (await get_resources(request)).cache
+    names = {cache.key_of(name): name for name in _names_read_ahead(request)}
+    decision, values = await limiter.hit_and_get(
         # The scope's path: request.url would build a whole URL object per request.
         route_class_of(request.method, request.scope["path"]),
         caller,
         anonymous=principal is None,
+        keys=list(names),
     )
+    cache.read_ahead({names[key]: value for key, value in values.items()})
     if decision is None:
         return
     setattr(request.state, _STATE_KEY, decision)
     if not decision.allowed:
         raise RateLimited(decision)
+
+
+def reads_ahead(names: CacheNames) -> Callable[[Endpoint], Endpoint]:
+    """Mark a route whose cached reads travel with the limiter's round trip."""
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, _READS_AHEAD, names)
+        return endpoint
+
+    return mark
+
+
+def _names_read_ahead(request: Request) -> Sequence[str]:
+    names: CacheNames | None = getattr(request.scope.get("endpoint"), _READS_AHEAD, None)
+    if names is None:
+        return ()
+    try:
+        return names(request.path_params)
+    except ValueError:  # a parameter the route refuses (422): nothing to read
+        return ()
 
 
 async def count_failed_authentication(request: Request) -> RateLimited | None:
