@@ -1,7 +1,10 @@
 # The commands the README shows. Everything runs from a project-local .venv,
 # installed from the lock files so a fresh clone gets what CI tested.
 
-PYTHON ?= python3
+# Lambda's Python (3.12) when this machine has one (tools/find-python312:
+# PATH, then pyenv), so the suite runs on what the functions run on; else the
+# default python3 (3.11 or later). PYTHON=... picks another.
+PYTHON ?= $(shell tools/find-python312 2>/dev/null || echo python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -18,12 +21,12 @@ help:
 	@echo "make test      run the whole test suite on real PostgreSQL and Redis"
 	@echo "make lint      ruff, mypy and the import contracts"
 	@echo "make validate  sam validate --lint (SAM CLI in its own virtualenv)"
-	@echo "make build     sam build, without Docker or a local Python 3.12"
+	@echo "make build     sam build without Docker (Python 3.12 compiles the layers' bytecode)"
 	@echo "make lock      re-resolve requirements*.lock from pyproject.toml"
 	@echo "make docs      build the documentation site (docs/) into site/, strict"
 
 $(STAMP): pyproject.toml requirements-dev.lock
-	@echo "==> installing into $(VENV) (first run takes a minute)"
+	@echo "==> installing into $(VENV) with $$($(PYTHON) --version) (first run takes a minute)"
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
@@ -85,6 +88,9 @@ build: install $(SAM) openapi
 openapi: install
 	@$(BIN)/python -m storefront_dev.openapi
 
+# requirements-dev.lock is universal from 3.11 up: one lock for 3.11 and
+# 3.12 (CI installs it on 3.12 where it can); requirements.lock is what the
+# dependencies layer ships, for Lambda's 3.12 on arm64.
 lock: install
 	@$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 		-o requirements-dev.lock -q
