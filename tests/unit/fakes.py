@@ -3,7 +3,8 @@
 cosmicpython's ``FakeUnitOfWork``: the same ports as the PostgreSQL units of
 work (storefront.orders.unit_of_work, storefront.inventory.unit_of_work),
 backed by dicts and lists. Changes are kept only when the use case commits,
-as a transaction would.
+as a transaction would. The carts' store and the catalog as carts read it
+(storefront.carts.store, storefront.carts.products) are faked the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
+from storefront.carts.domain import CartFull, CartItem, ProductDetails, StoredCart
+from storefront.catalog import ProductNotFound
 from storefront.events.envelope import Event
 from storefront.idempotency import IdempotencyKey, KeyReusedForAnotherRequest, StoredResponse
 from storefront.inventory.domain import StockLevel
@@ -202,3 +205,59 @@ class FakeInventoryUnitOfWork(_FakeTransaction):
 
     def _state(self) -> dict[str, Any]:
         return {"stock": self.stock}
+
+
+class FakeCartStore:
+    """Carts in a dict, with the Redis store's rules: a line limit on new
+    lines, and every use renewing the cart's expiry (to ``ttl_ms``)."""
+
+    def __init__(self, ttl_ms: int = 604_800_000) -> None:
+        self.carts: dict[str, dict[UUID, int]] = {}
+        self.ttl_ms = ttl_ms
+        self.uses = 0
+
+    async def read(self, customer_id: str) -> StoredCart:
+        return self._stored(customer_id)
+
+    async def set_quantity(
+        self, customer_id: str, product_id: UUID, quantity: int, *, max_lines: int
+    ) -> StoredCart:
+        cart = self.carts.setdefault(customer_id, {})
+        if product_id not in cart and len(cart) >= max_lines:
+            self.uses += 1
+            raise CartFull(max_lines)
+        cart[product_id] = quantity
+        return self._stored(customer_id)
+
+    async def remove(self, customer_id: str, product_id: UUID) -> StoredCart:
+        self.carts.get(customer_id, {}).pop(product_id, None)
+        return self._stored(customer_id)
+
+    async def clear(self, customer_id: str) -> None:
+        self.uses += 1
+        self.carts.pop(customer_id, None)
+
+    def _stored(self, customer_id: str) -> StoredCart:
+        self.uses += 1
+        cart = self.carts.get(customer_id)
+        if not cart:
+            self.carts.pop(customer_id, None)
+            return StoredCart(items=(), expires_in_ms=None)
+        items = tuple(CartItem(product_id=pid, quantity=qty) for pid, qty in cart.items())
+        return StoredCart(items=items, expires_in_ms=self.ttl_ms)
+
+
+class FakeCatalogProducts:
+    """The catalog as a cart reads it: name, price and currency by id."""
+
+    def __init__(self, products: dict[UUID, ProductDetails] | None = None) -> None:
+        self.products = products or {}
+        self.existence_checks = 0
+
+    async def check_exists(self, product_id: UUID) -> None:
+        self.existence_checks += 1
+        if product_id not in self.products:
+            raise ProductNotFound(product_id)
+
+    async def details_of(self, product_ids: Sequence[UUID]) -> dict[UUID, ProductDetails]:
+        return {pid: self.products[pid] for pid in product_ids if pid in self.products}

@@ -166,6 +166,14 @@ class Settings(BaseSettings):
     views_batch_retention_days: int = Field(7, ge=1)
     popular_limit_max: int = Field(50, ge=1)
 
+    # Carts (storefront.carts): a customer's cart lives this long after its
+    # last use, read or write. Its limits cannot exceed what one order takes
+    # (storefront.orders.domain: MAX_ITEMS lines, MAX_QUANTITY of each; a
+    # test holds them together), so every cart can be checked out.
+    cart_ttl_seconds: int = Field(7 * 86_400, ge=60)
+    cart_max_lines: int = Field(50, ge=1, le=50)
+    cart_max_quantity: int = Field(100, ge=1, le=100)
+
     page_size_default: int = 20
     page_size_max: int = 100
 

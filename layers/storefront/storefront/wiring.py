@@ -90,12 +90,13 @@ def catalog_app(resources: ResourcesProvider = container_resources) -> FastAPI:
 
 
 def orders_app(resources: ResourcesProvider = container_resources) -> FastAPI:
-    """Orders, stock (under /products/{id}/stock) and the event pipeline's admin routes."""
+    """Orders, carts, stock (under /products/{id}/stock) and the event pipeline's admin routes."""
+    from storefront.carts.api import router as carts
     from storefront.events.api import router as events_admin
     from storefront.inventory.api import router as stock
     from storefront.orders.api import router as orders
 
-    app = create_api("Storefront orders", [orders, stock, events_admin], resources)
+    app = create_api("Storefront orders", [orders, carts, stock, events_admin], resources)
     app.state.consumer_groups = CONSUMER_GROUPS
     return app
 
