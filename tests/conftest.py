@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -46,14 +47,19 @@ ADMIN_SUBJECT = "test-admin"
 
 
 @pytest.fixture(scope="session")
-def database_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_server_url() -> Iterator[str]:
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
         yield given
         return
-    server = start_postgres(tmp_path_factory.mktemp("pg"))
-    yield server.url()
-    server.stop()
+    # Not under pytest's temporary root: run as root, pgserver serves from a
+    # user of its own and opens the path to it, and every new pytest session
+    # closes that root again (mode 0700), which cut off the server of a
+    # session still running (PANIC: could not open pg_control).
+    with tempfile.TemporaryDirectory(prefix="storefront-test-pg-") as data_dir:
+        server = start_postgres(Path(data_dir))
+        yield server.url()
+        server.stop()
 
 
 @contextmanager
