@@ -174,6 +174,22 @@ class Settings(BaseSettings):
     cart_max_lines: int = Field(50, ge=1, le=50)
     cart_max_quantity: int = Field(100, ge=1, le=100)
 
+    # Payments (storefront.payments): the Stripe secret key itself (local
+    # stack, tests), or a Secrets Manager secret {"secret": "sk_..."} read once
+    # per container (deployed). Never logged: repr=False keeps it out of
+    # the settings' repr. STRIPE_API_BASE points the SDK at another Stripe
+    # (localstripe under make run and in tests).
+    stripe_secret_key: str | None = Field(None, repr=False)
+    stripe_secret_arn: str | None = None
+    stripe_api_base: str | None = None
+    # The SDK's own retries (with backoff, and only for what it deems safe to
+    # retry) before a call counts as a provider failure.
+    stripe_max_network_retries: int = Field(2, ge=0)
+    stripe_timeout_seconds: float = Field(10.0, gt=0)
+    # A provider failure opens the breaker this long: calls fail at once with
+    # PaymentProviderUnavailable instead of each waiting on timeouts.
+    stripe_breaker_cooldown_seconds: float = Field(30.0, gt=0)
+
     page_size_default: int = 20
     page_size_max: int = 100
 

@@ -1,0 +1,169 @@
+"""The payment provider, behind a small interface: Stripe through its SDK.
+
+The payments worker (not built yet) creates one PaymentIntent per order and
+cancels or refunds it as the order's saga decides. Its correctness rests on
+PostgreSQL, not on the provider: it records the intent id with the order in
+the same transaction as its progress, so a retried event finds the intent it
+already made.
+
+``stripe`` is imported where a call is made, never at module level: it
+weighs tens of milliseconds of cold start that functions making no payment
+should not pay (import time is cold-start time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol, TypeVar
+from uuid import UUID
+
+from storefront.adapters.circuit_breaker import CircuitBreaker
+from storefront.adapters.endpoints import read_secret
+from storefront.payments.amounts import minor_units
+from storefront.settings import Settings
+
+if TYPE_CHECKING:
+    import stripe
+    from stripe.params import PaymentIntentCreateParams
+
+T = TypeVar("T")
+
+SECRET_FIELD = "secret"  # noqa: S105 (the JSON field holding it, not a secret)
+
+
+class PaymentConfigurationError(RuntimeError):
+    pass
+
+
+class PaymentProviderUnavailable(RuntimeError):
+    """The provider cannot be reached now (or failed just before): try later."""
+
+
+class PaymentRefused(RuntimeError):
+    """The provider answered, and said no (a bad request, a refused refund)."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    id: str
+    client_secret: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    status: str
+
+
+class PaymentGateway(Protocol):
+    async def create_intent(self, order_id: UUID | str, amount: Decimal, currency: str) -> Intent:
+        """One intent for the order, however often it is asked for."""
+        ...
+
+    async def cancel_intent(self, intent_id: str) -> Intent: ...
+
+    async def refund(self, intent_id: str) -> Refund:
+        """Refunds a captured intent in full."""
+        ...
+
+
+class StripeGateway:
+    """Stripe's async methods, on the container's one event loop.
+
+    The SDK's ``*_async`` methods go through httpx (the ``stripe[async]``
+    extra), so a payment never blocks the loop and needs no thread. The
+    httpx client binds to the loop that first uses it, which is why one
+    gateway lives per container, on the loop that Mangum and the workers keep.
+
+    Retries are the SDK's own (``max_network_retries``, with backoff, on
+    connection errors and the answers Stripe marks retryable). The breaker
+    sits outside them: once a call has failed after its retries, the next
+    ones fail at once for the cooldown instead of each waiting on timeouts.
+    """
+
+    def __init__(self, client: stripe.StripeClient, breaker: CircuitBreaker) -> None:
+        self._client = client
+        self._breaker = breaker
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, breaker: CircuitBreaker | None = None
+    ) -> StripeGateway:
+        import stripe
+
+        base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+        client = stripe.StripeClient(
+            _secret_key(settings),
+            # stripe does not export its BaseAddresses TypedDict to annotate with
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=settings.stripe_max_network_retries,
+            http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds),
+        )
+        return cls(client, breaker or CircuitBreaker(settings.stripe_breaker_cooldown_seconds))
+
+    async def create_intent(self, order_id: UUID | str, amount: Decimal, currency: str) -> Intent:
+        params: PaymentIntentCreateParams = {
+            "amount": minor_units(amount, currency),
+            "currency": currency.lower(),
+        }
+        # Stripe answers a repeated key with the first intent, so a retry after
+        # a lost answer makes no second one. localstripe ignores the header,
+        # and the key expires after 24 hours at Stripe: the worker's guarantee
+        # is the intent id it records in PostgreSQL, not this key.
+        options: stripe.RequestOptions = {"idempotency_key": f"order-{order_id}"}
+        intent = await self._call(
+            lambda: self._client.v1.payment_intents.create_async(params, options)
+        )
+        return _intent(intent)
+
+    async def cancel_intent(self, intent_id: str) -> Intent:
+        intent = await self._call(lambda: self._client.v1.payment_intents.cancel_async(intent_id))
+        return _intent(intent)
+
+    async def refund(self, intent_id: str) -> Refund:
+        # One full refund per intent, even when a retry repeats the request.
+        options: stripe.RequestOptions = {"idempotency_key": f"refund-{intent_id}"}
+        refund = await self._call(
+            lambda: self._client.v1.refunds.create_async({"payment_intent": intent_id}, options)
+        )
+        return Refund(id=refund.id, status=refund.status or "pending")
+
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        if self._breaker.is_open:
+            raise PaymentProviderUnavailable(
+                "the payment provider failed just now; not retried yet"
+            )
+        import stripe
+
+        try:
+            result = await request()
+        except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as error:
+            # Unreachable, 5xx or throttled, after the SDK's retries.
+            self._breaker.record_failure()
+            raise PaymentProviderUnavailable(type(error).__name__) from error
+        except stripe.StripeError as error:
+            # An answer, even a refusal, means the provider is up.
+            self._breaker.record_success()
+            raise PaymentRefused(error.user_message or type(error).__name__) from error
+        self._breaker.record_success()
+        return result
+
+
+def _intent(intent: stripe.PaymentIntent) -> Intent:
+    return Intent(id=intent.id, client_secret=intent.client_secret or "", status=intent.status)
+
+
+def _secret_key(settings: Settings) -> str:
+    if settings.stripe_secret_key:
+        return settings.stripe_secret_key
+    if not settings.stripe_secret_arn:
+        raise PaymentConfigurationError("set STRIPE_SECRET_KEY or STRIPE_SECRET_ARN")
+    key = read_secret(settings.stripe_secret_arn).get(SECRET_FIELD)
+    if not isinstance(key, str):
+        raise PaymentConfigurationError(
+            f"the STRIPE_SECRET_ARN secret has no {SECRET_FIELD!r} field"
+        )
+    return key

@@ -1,0 +1,153 @@
+"""storefront.payments.gateway against a real localstripe."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import stripe
+
+from storefront.adapters.circuit_breaker import CircuitBreaker
+from storefront.payments import PaymentProviderUnavailable, PaymentRefused, StripeGateway
+from storefront.settings import Settings
+from storefront_dev.embedded import free_port
+from tests.payments.conftest import TEST_SECRET_KEY, LocalStripe, _executable
+
+RETRIES = 1
+
+
+class CountingHttpClient(stripe.HTTPXClient):
+    """Counts the requests that reach the network, retries included."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=10)
+        self.attempts = 0
+
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        self.attempts += 1
+        return await super().request_async(method, url, headers, post_data)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sdk(server: LocalStripe, http_client: stripe.HTTPClient | None = None) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        TEST_SECRET_KEY,
+        base_addresses={"api": server.url},
+        max_network_retries=RETRIES,
+        http_client=http_client or stripe.HTTPXClient(),
+    )
+
+
+@pytest.fixture
+def gateway(localstripe: LocalStripe) -> StripeGateway:
+    # Built as a deployment builds it: from settings.
+    settings = Settings(stripe_secret_key=TEST_SECRET_KEY, stripe_api_base=localstripe.url)
+    return StripeGateway.from_settings(settings)
+
+
+async def test_an_intent_takes_euros_in_cents(
+    gateway: StripeGateway, localstripe: LocalStripe
+) -> None:
+    intent = await gateway.create_intent(uuid.uuid4(), Decimal("12.50"), "EUR")
+
+    assert intent.status == "requires_payment_method"
+    assert intent.client_secret.startswith(f"{intent.id}_secret_")
+    stored = await sdk(localstripe).v1.payment_intents.retrieve_async(intent.id)
+    assert (stored.amount, stored.currency) == (1250, "eur")
+
+
+async def test_an_intent_takes_yen_as_they_are(
+    gateway: StripeGateway, localstripe: LocalStripe
+) -> None:
+    intent = await gateway.create_intent(uuid.uuid4(), Decimal("500"), "JPY")
+
+    stored = await sdk(localstripe).v1.payment_intents.retrieve_async(intent.id)
+    assert (stored.amount, stored.currency) == (500, "jpy")
+
+
+async def test_a_card_pays_an_intent_and_a_refund_returns_it(
+    gateway: StripeGateway, localstripe: LocalStripe
+) -> None:
+    intent = await gateway.create_intent(uuid.uuid4(), Decimal("19.99"), "EUR")
+    client = sdk(localstripe)
+    # What a front end does with the client secret: attach a card, confirm.
+    # localstripe refuses a payment_method passed to confirm itself.
+    await client.v1.payment_intents.update_async(intent.id, {"payment_method": "pm_card_visa"})
+    paid = await client.v1.payment_intents.confirm_async(intent.id)
+    assert paid.status == "succeeded"
+
+    refund = await gateway.refund(intent.id)
+
+    assert refund.status == "succeeded"
+    stored = await client.v1.refunds.retrieve_async(refund.id)
+    assert (stored.amount, stored.payment_intent) == (1999, intent.id)
+
+
+async def test_an_unpaid_intent_is_cancelled(gateway: StripeGateway) -> None:
+    intent = await gateway.create_intent(uuid.uuid4(), Decimal("5"), "EUR")
+
+    cancelled = await gateway.cancel_intent(intent.id)
+
+    assert (cancelled.id, cancelled.status) == (intent.id, "canceled")
+
+
+async def test_a_refusal_is_no_outage(localstripe: LocalStripe) -> None:
+    breaker = CircuitBreaker(cooldown_seconds=30)
+    gateway = StripeGateway(sdk(localstripe), breaker)
+    unpaid = await gateway.create_intent(uuid.uuid4(), Decimal("5"), "EUR")
+
+    with pytest.raises(PaymentRefused):
+        await gateway.refund(unpaid.id)
+    assert not breaker.is_open
+
+
+@pytest.fixture
+def own_localstripe() -> Iterator[LocalStripe]:
+    # Its own server: this test stops it, which the others must not see.
+    server = LocalStripe(_executable(), free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_the_breaker_fails_fast_while_the_provider_is_down(
+    own_localstripe: LocalStripe,
+) -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(cooldown_seconds=30, clock=clock)
+    http = CountingHttpClient()
+    gateway = StripeGateway(sdk(own_localstripe, http), breaker)
+    await gateway.create_intent(uuid.uuid4(), Decimal("10"), "EUR")
+    assert http.attempts == 1
+
+    own_localstripe.stop()
+    with pytest.raises(PaymentProviderUnavailable):
+        await gateway.create_intent(uuid.uuid4(), Decimal("10"), "EUR")
+    # The SDK retried before the call counted as a failure.
+    assert http.attempts == 1 + 1 + RETRIES
+    assert breaker.is_open
+
+    with pytest.raises(PaymentProviderUnavailable):
+        await gateway.create_intent(uuid.uuid4(), Decimal("10"), "EUR")
+    assert http.attempts == 1 + 1 + RETRIES  # failed at once: no request made
+
+    own_localstripe.start()
+    clock.now += 31  # the cooldown ends: the next call tries the provider again
+    intent = await gateway.create_intent(uuid.uuid4(), Decimal("10"), "EUR")
+
+    assert intent.status == "requires_payment_method"
+    assert not breaker.is_open
