@@ -1,6 +1,6 @@
 """A function's init imports nothing it does not need before its first use.
 
-Import time is cold-start time (DESIGN.md, "Lambda runtime"). Each function's
+Import time is cold-start time. Each function's
 ``app.py`` is imported in a fresh interpreter, as Lambda's runtime imports it
 (its folder on ``sys.path``, then ``import app``), and the modules it loaded
 are read back: with tracing off, neither the X-Ray SDK nor boto3 may be among
