@@ -78,6 +78,27 @@ def redis_url(settings: Settings) -> str:
     return f"{scheme}://{settings.redis_host}:{settings.redis_port}/0"
 
 
+# The JSON field of a Secrets Manager secret that holds a single secret
+# (the HS256 key, the Stripe key): {"secret": "..."}.
+SECRET_FIELD = "secret"  # noqa: S105 (the field's name, not a secret)
+
+
+def given_or_stored_secret(
+    given: str | None, secret_arn: str | None, *, names: tuple[str, str], error: type[Exception]
+) -> str:
+    """A secret set directly (local stacks, tests: ``names[0]``) or kept in
+    Secrets Manager (deployed: the ARN in ``names[1]``); ``error`` when neither
+    gives one."""
+    if given:
+        return given
+    if not secret_arn:
+        raise error(f"set {names[0]} or {names[1]}")
+    value = read_secret(secret_arn).get(SECRET_FIELD)
+    if not isinstance(value, str):
+        raise error(f"the {names[1]} secret has no {SECRET_FIELD!r} field")
+    return value
+
+
 @lru_cache(maxsize=8)
 def read_secret(secret_arn: str) -> dict[str, Any]:
     """A JSON secret, fetched once per container.

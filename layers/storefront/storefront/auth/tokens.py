@@ -34,7 +34,7 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
-from storefront.adapters.endpoints import read_secret
+from storefront.adapters.endpoints import given_or_stored_secret
 from storefront.auth.errors import AuthConfigurationError, InvalidToken
 from storefront.auth.jwks import JwksKeys, UnknownKey
 from storefront.auth.principal import Principal
@@ -50,7 +50,6 @@ MIN_SECRET_BYTES = 32
 MAX_TOKEN_LENGTH = 8192
 # orders.customer_id holds the subject.
 MAX_SUBJECT_LENGTH = 200
-SECRET_FIELD = "secret"  # noqa: S105 (the JSON field holding it, not a secret)
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 
 # First match wins: InvalidSignatureError is a DecodeError, everything a PyJWTError.
@@ -194,11 +193,9 @@ def _refusal(error: PyJWTError) -> InvalidToken:
 
 
 def _hmac_secret(settings: Settings) -> str:
-    if settings.auth_hs256_secret:
-        return settings.auth_hs256_secret
-    if not settings.auth_secret_arn:
-        raise AuthConfigurationError("HS* algorithms need AUTH_HS256_SECRET or AUTH_SECRET_ARN")
-    secret = read_secret(settings.auth_secret_arn).get(SECRET_FIELD)
-    if not isinstance(secret, str):
-        raise AuthConfigurationError(f"the AUTH_SECRET_ARN secret has no {SECRET_FIELD!r} field")
-    return secret
+    return given_or_stored_secret(
+        settings.auth_hs256_secret,
+        settings.auth_secret_arn,
+        names=("AUTH_HS256_SECRET", "AUTH_SECRET_ARN"),
+        error=AuthConfigurationError,
+    )

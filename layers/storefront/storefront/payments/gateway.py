@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from uuid import UUID
 
 from storefront.adapters.circuit_breaker import CircuitBreaker
-from storefront.adapters.endpoints import read_secret
+from storefront.adapters.endpoints import given_or_stored_secret
 from storefront.payments.amounts import minor_units
 from storefront.settings import Settings
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from stripe.params import PaymentIntentCreateParams
 
 T = TypeVar("T")
-
-SECRET_FIELD = "secret"  # noqa: S105 (the JSON field holding it, not a secret)
 
 
 class PaymentConfigurationError(RuntimeError):
@@ -157,13 +155,9 @@ def _intent(intent: stripe.PaymentIntent) -> Intent:
 
 
 def _secret_key(settings: Settings) -> str:
-    if settings.stripe_secret_key:
-        return settings.stripe_secret_key
-    if not settings.stripe_secret_arn:
-        raise PaymentConfigurationError("set STRIPE_SECRET_KEY or STRIPE_SECRET_ARN")
-    key = read_secret(settings.stripe_secret_arn).get(SECRET_FIELD)
-    if not isinstance(key, str):
-        raise PaymentConfigurationError(
-            f"the STRIPE_SECRET_ARN secret has no {SECRET_FIELD!r} field"
-        )
-    return key
+    return given_or_stored_secret(
+        settings.stripe_secret_key,
+        settings.stripe_secret_arn,
+        names=("STRIPE_SECRET_KEY", "STRIPE_SECRET_ARN"),
+        error=PaymentConfigurationError,
+    )
