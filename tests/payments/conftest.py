@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,11 +84,18 @@ class LocalStripe:
         raise RuntimeError(f"localstripe did not listen on port {self.port}")
 
 
-@pytest.fixture(scope="session")
-def localstripe() -> Iterator[LocalStripe]:
+@contextmanager
+def running_localstripe() -> Iterator[LocalStripe]:
+    """A localstripe of its own on a free port, stopped when the block ends."""
     server = LocalStripe(_executable(), free_port())
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[LocalStripe]:
+    with running_localstripe() as server:
+        yield server

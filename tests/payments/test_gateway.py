@@ -13,8 +13,7 @@ import stripe
 from storefront.adapters.circuit_breaker import CircuitBreaker
 from storefront.payments import PaymentProviderUnavailable, PaymentRefused, StripeGateway
 from storefront.settings import Settings
-from storefront_dev.embedded import free_port
-from tests.payments.conftest import TEST_SECRET_KEY, LocalStripe, _executable
+from tests.payments.conftest import TEST_SECRET_KEY, LocalStripe, running_localstripe
 
 RETRIES = 1
 
@@ -116,12 +115,8 @@ async def test_a_refusal_is_no_outage(localstripe: LocalStripe) -> None:
 @pytest.fixture
 def own_localstripe() -> Iterator[LocalStripe]:
     # Its own server: this test stops it, which the others must not see.
-    server = LocalStripe(_executable(), free_port())
-    server.start()
-    try:
+    with running_localstripe() as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_the_breaker_fails_fast_while_the_provider_is_down(
