@@ -22,10 +22,11 @@ def app(resources: Resources) -> FastAPI:
 
 @asynccontextmanager
 async def asgi_client(
-    app: FastAPI, headers: Mapping[str, str] | None = None
+    app: FastAPI, headers: Mapping[str, str] | None = None, *, ip: str = "127.0.0.1"
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of ``app`` over ASGI, sending ``headers`` (a token) on every request."""
-    transport = httpx.ASGITransport(app=app)
+    """A client of ``app`` over ASGI from ``ip``, sending ``headers`` (a token)
+    on every request."""
+    transport = httpx.ASGITransport(app=app, client=(ip, 123))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://test", headers=headers
     ) as client:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ from storefront.settings import Settings
 from storefront_dev.embedded import EmbeddedRedis, start_redis
 from tests.integration.conftest import asgi_client, counting_queries, create_product
 
-VIEWS = 100  # under the write limit of one anonymous caller (120/minute)
+VIEWS = 100
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +38,23 @@ async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture
+async def shoppers(app: FastAPI) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Anonymous shoppers, each from an address of their own: a caller's
+    views of a product count once per window."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(asgi_client(app, ip=f"10.0.{n // 256}.{n % 256}"))
+            for n in range(VIEWS)
+        ]
+
+
+async def view_by_many(
+    shoppers: list[httpx.AsyncClient], product_id: str, views: int
+) -> list[httpx.Response]:
+    return [await shopper.post(f"/products/{product_id}/views") for shopper in shoppers[:views]]
+
+
 async def flushed(resources: Resources) -> dict[str, int]:
     async with resources.engine.connect() as connection:
         rows = await connection.execute(
@@ -50,12 +68,11 @@ async def products(client: httpx.AsyncClient, count: int) -> list[str]:
 
 
 async def test_views_rank_products_by_popularity(
-    client: httpx.AsyncClient, anonymous: httpx.AsyncClient
+    client: httpx.AsyncClient, anonymous: httpx.AsyncClient, shoppers: list[httpx.AsyncClient]
 ) -> None:
     mug, tea, pot = await products(client, 3)
     for product_id, views in ((tea, 5), (pot, 3), (mug, 1)):
-        for _ in range(views):
-            answer = await anonymous.post(f"/products/{product_id}/views")
+        for answer in await view_by_many(shoppers, product_id, views):
             assert answer.status_code == 202
             assert "ratelimit-remaining" in answer.headers  # metered like any write
 
@@ -67,6 +84,31 @@ async def test_views_rank_products_by_popularity(
         "source": "redis",
         "items": [{"product_id": tea, "views": 5}, {"product_id": pot, "views": 3}],
     }
+
+
+async def test_a_caller_counts_once_per_product_per_window(
+    client: httpx.AsyncClient,
+    anonymous: httpx.AsyncClient,
+    app: FastAPI,
+    customer_headers: Callable[[str], dict[str, str]],
+    resources: Resources,
+) -> None:
+    mug, tea = await products(client, 2)
+    answers = [await anonymous.post(f"/products/{mug}/views") for _ in range(25)]
+    answers.append(await anonymous.post(f"/products/{tea}/views"))
+    # One customer from two addresses is one caller: the subject decides.
+    for ip in ("10.1.0.1", "10.1.0.2"):
+        async with asgi_client(app, customer_headers("alice"), ip=ip) as customer:
+            answers.append(await customer.post(f"/products/{tea}/views"))
+    await flush_views(resources.engine, resources.redis, resources.settings)
+
+    assert {answer.status_code for answer in answers} == {202}
+    assert await flushed(resources) == {mug: 1, tea: 2}
+    seen = [key async for key in resources.redis.scan_iter(match="*{views}:seen:*")]
+    assert len(seen) == 3
+    window = resources.settings.views_dedupe_seconds
+    ttls = [await resources.redis.ttl(key) for key in seen]
+    assert all(0 < ttl <= window for ttl in ttls)
 
 
 async def test_an_unknown_product_is_404_without_a_query_per_view(
@@ -84,7 +126,7 @@ async def test_an_unknown_product_is_404_without_a_query_per_view(
 
 async def test_concurrent_views_survive_killed_and_overlapping_flushes_exactly_once(
     client: httpx.AsyncClient,
-    anonymous: httpx.AsyncClient,
+    shoppers: list[httpx.AsyncClient],
     resources: Resources,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -92,20 +134,20 @@ async def test_concurrent_views_survive_killed_and_overlapping_flushes_exactly_o
     targets = [first if n % 3 else second for n in range(VIEWS)]
     engine, redis, settings = resources.engine, resources.redis, resources.settings
 
-    async def view(product_id: str) -> int:
-        return (await anonymous.post(f"/products/{product_id}/views")).status_code
+    async def view(n: int) -> int:
+        return (await shoppers[n].post(f"/products/{targets[n]}/views")).status_code
 
     # Views land while flushes run, two of them at once.
     half = VIEWS // 2
     answers = await asyncio.gather(
-        *(view(target) for target in targets[:half]),
+        *(view(n) for n in range(half)),
         flush_views(engine, redis, settings),
         flush_views(engine, redis, settings),
     )
     # A flush dies after moving the counters, before writing PostgreSQL...
     with monkeypatch.context() as patched:
         patched.setattr(repository, "apply_batch", _dies)
-        answers += await asyncio.gather(*(view(target) for target in targets[half:]))
+        answers += await asyncio.gather(*(view(n) for n in range(half, VIEWS)))
         with pytest.raises(ConnectionResetError):
             await flush_views(engine, redis, settings)
     # ...and another after committing, before deleting the batch from Redis.
@@ -136,11 +178,14 @@ async def test_a_flush_after_a_flush_finds_nothing_to_add(resources: Resources) 
 
 
 async def test_popular_comes_from_postgres_when_redis_has_nothing(
-    client: httpx.AsyncClient, anonymous: httpx.AsyncClient, resources: Resources
+    client: httpx.AsyncClient,
+    anonymous: httpx.AsyncClient,
+    shoppers: list[httpx.AsyncClient],
+    resources: Resources,
 ) -> None:
     mug, tea = await products(client, 2)
-    for product_id in (tea, tea, mug):
-        await anonymous.post(f"/products/{product_id}/views")
+    await view_by_many(shoppers, tea, 2)
+    await view_by_many(shoppers, mug, 1)
     await flush_views(resources.engine, resources.redis, resources.settings)
     keys = [key async for key in resources.redis.scan_iter(match="*{views}:popular:*")]
     await resources.redis.delete(*keys)  # a Redis restarted without its data
@@ -163,10 +208,11 @@ async def test_with_redis_down_views_are_accepted_and_popular_reads_postgres(
 ) -> None:
     fragile = Resources.from_settings(settings.model_copy(update={"redis_url": own_redis.url}))
     try:
-        async with asgi_client(wiring.catalog_app(lambda: fragile)) as anonymous:
+        app = wiring.catalog_app(lambda: fragile)
+        async with asgi_client(app) as anonymous, asgi_client(app, ip="10.0.0.2") as other:
             mug, tea = await products(client, 2)
-            for product_id in (tea, tea, mug):
-                await anonymous.post(f"/products/{product_id}/views")
+            for shopper, product_id in ((anonymous, tea), (other, tea), (anonymous, mug)):
+                await shopper.post(f"/products/{product_id}/views")
             await flush_views(fragile.engine, fragile.redis, fragile.settings)
             own_redis.stop()
 

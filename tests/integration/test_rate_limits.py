@@ -13,10 +13,11 @@ from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from storefront import wiring
+from storefront.adapters.redis import caller_digest
 from storefront.observability import metrics
 from storefront.resources import Resources
 from storefront.settings import Settings
-from storefront.web.rate_limits import FAIL_OPEN_METRIC, RateLimiter, RouteClass, caller_digest
+from storefront.web.rate_limits import FAIL_OPEN_METRIC, RateLimiter, RouteClass
 from storefront_dev.embedded import EmbeddedRedis, start_redis
 from tests.conftest import bearer, token_for
 

@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     report_retention_days: int = Field(30, ge=1)
     # Daily popularity sets live this long in Redis: the 7d window and a day.
     views_retention_days: int = Field(8, ge=8)
+    # A caller's views of one product count once in this window (a reload, a
+    # beacon sent twice, a retried request add nothing).
+    views_dedupe_seconds: int = Field(1_800, ge=1)
     # Flush batch ids are remembered this long in PostgreSQL, so a batch key
     # whose flush committed but was not deleted is never applied twice.
     views_batch_retention_days: int = Field(7, ge=1)

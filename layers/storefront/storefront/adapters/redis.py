@@ -12,6 +12,7 @@ pipelines without a transaction may span slots.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any, TypeAlias
 
 from redis.asyncio import Redis, RedisCluster
@@ -22,7 +23,7 @@ from redis.exceptions import ConnectionError, RedisClusterException, RedisError,
 from storefront.adapters.endpoints import redis_url
 from storefront.settings import Settings
 
-__all__ = ["REDIS_FAILURES", "RedisClient", "create_redis"]
+__all__ = ["REDIS_FAILURES", "RedisClient", "caller_digest", "create_redis"]
 
 RedisClient: TypeAlias = Redis | RedisCluster
 
@@ -47,3 +48,8 @@ def create_redis(settings: Settings) -> RedisClient:
     if settings.redis_cluster:
         return RedisCluster.from_url(redis_url(settings), **options)
     return Redis.from_url(redis_url(settings), **options)
+
+
+def caller_digest(caller: str) -> str:
+    """Who, as key names hold it: neither tokens' subjects nor IPs in Redis keys."""
+    return hashlib.blake2b(caller.encode(), digest_size=16).hexdigest()

@@ -19,8 +19,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from storefront.analytics import service
 from storefront.analytics.counters import ViewCounter
 from storefront.analytics.domain import Popular, Window
+from storefront.auth.principal import Principal
+from storefront.web.authentication import optional_principal
 from storefront.web.dependencies import CacheDep, ReadEngine, SettingsDep, get_resources
 from storefront.web.problems import documented
+from storefront.web.rate_limits import caller_of
 
 router = APIRouter(tags=["product views"])
 
@@ -58,11 +61,18 @@ async def popular_products(
     responses=documented(_404="No such product"),
 )
 async def record_view(
-    product_id: UUID, engine: ReadEngine, cache: CacheDep, counter: Counter
+    request: Request,
+    product_id: UUID,
+    engine: ReadEngine,
+    cache: CacheDep,
+    counter: Counter,
+    principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> Response:
-    # 202 even when Redis was down and the view was dropped: a page view's
-    # beacon has nothing to retry, and the drop is counted in the metrics.
-    await service.record_view(product_id, engine, cache, counter)
+    # 202 whether the view was counted, already counted for this caller in the
+    # window, or dropped while Redis was down: a page view's beacon has nothing
+    # to retry, and the drop is counted in the metrics.
+    viewer = caller_of(request, principal)
+    await service.record_view(product_id, viewer, engine, cache, counter)
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 

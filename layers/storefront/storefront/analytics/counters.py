@@ -7,31 +7,40 @@ scripts below also run on Redis Cluster):
 * ``views:popular:<day>`` -- a sorted set per UTC day, product id by views,
   kept ``views_retention_days`` for the popularity windows;
 * ``views:batch:<batch id>`` -- a pending hash moved aside by a flush, and
-  ``views:batches``, the set of batch ids not yet applied and forgotten.
+  ``views:batches``, the set of batch ids not yet applied and forgotten;
+* ``views:seen:<caller digest>:<product id>`` -- set by a caller's counted view,
+  for ``views_dedupe_seconds``: further views of that product by that caller in
+  the window add nothing.
 
-A view is one ``MULTI`` (one round trip): both counters move together. The
-popularity read is one script (one round trip).
+A view is one script (one round trip): the seen key is set only if absent, and
+only then do both counters move. So a caller counts once per product per
+window, and a view the client retries (its reply lost to a timeout after Redis
+ran it) is not counted twice. The popularity read is one script too.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from redis.exceptions import RedisError
 
 from storefront.adapters.circuit_breaker import CircuitBreaker
-from storefront.adapters.redis import RedisClient
+from storefront.adapters.redis import RedisClient, caller_digest
 from storefront.analytics.domain import Window, window_days
 from storefront.observability import logger
 from storefront.settings import Settings
 
 __all__ = [
+    "View",
     "ViewCounter",
     "ViewKeys",
+    "ViewOutcome",
     "batch_ids",
     "forget_batch",
     "move_pending",
@@ -43,6 +52,16 @@ __all__ = [
 # The pending hash becomes a batch and joins the set of batches in one step:
 # a flush that dies right after still leaves a batch the next one finds.
 _REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+_RECORD = """
+if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[4]) then
+  return 0
+end
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('ZINCRBY', KEYS[3], 1, ARGV[2])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return 1
+"""
 
 _MOVE_PENDING = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -77,6 +96,9 @@ class ViewKeys:
     def batch(self, batch_id: UUID) -> str:
         return f"{self._base}:batch:{batch_id}"
 
+    def seen(self, viewer: str, product_id: UUID) -> str:
+        return f"{self._base}:seen:{viewer}:{product_id}"
+
     def popular(self, day: date) -> str:
         return f"{self._base}:popular:{day.isoformat()}"
 
@@ -86,15 +108,30 @@ class ViewKeys:
         return f"{self._base}:scratch"
 
 
+@dataclass(frozen=True)
+class View:
+    product_id: UUID
+    day: date
+    # A digest of who viewed: no subject or IP in key names.
+    viewer: str
+
+
 async def record(
-    redis: RedisClient, keys: ViewKeys, product_id: UUID, day: date, ttl_seconds: int
-) -> None:
-    popular = keys.popular(day)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hincrby(keys.pending, f"{day.isoformat()}:{product_id}", 1)
-        pipe.zincrby(popular, 1, str(product_id))
-        pipe.expire(popular, ttl_seconds)
-        await pipe.execute()
+    redis: RedisClient, keys: ViewKeys, view: View, *, ttl_seconds: int, dedupe_seconds: int
+) -> bool:
+    """Count ``view`` unless its viewer was counted for the product in the window."""
+    counted = await redis.eval(
+        _RECORD,
+        3,
+        keys.seen(view.viewer, view.product_id),
+        keys.pending,
+        keys.popular(view.day),
+        f"{view.day.isoformat()}:{view.product_id}",
+        str(view.product_id),
+        ttl_seconds,
+        dedupe_seconds,
+    )
+    return bool(counted)
 
 
 async def top(
@@ -144,6 +181,14 @@ async def forget_batch(redis: RedisClient, keys: ViewKeys, batch_id: UUID) -> No
         await pipe.execute()
 
 
+class ViewOutcome(StrEnum):
+    COUNTED = "counted"
+    # The viewer was counted for this product within the window.
+    SEEN = "seen"
+    # Redis could not count it.
+    DROPPED = "dropped"
+
+
 class ViewCounter:
     """The container's view counters in Redis, behind a circuit breaker: while
     Redis is down, views are dropped (and counted as dropped) without each
@@ -153,19 +198,27 @@ class ViewCounter:
         self.redis = redis
         self.keys = ViewKeys(settings.redis_key_prefix)
         self.ttl_seconds = settings.views_retention_days * 86_400
+        self.dedupe_seconds = settings.views_dedupe_seconds
         self.breaker = CircuitBreaker(settings.cache_breaker_cooldown_seconds)
 
-    async def record(self, product_id: UUID, now: datetime) -> bool:
+    async def record(self, product_id: UUID, viewer: str, now: datetime) -> ViewOutcome:
         if self.breaker.is_open:
-            return False
+            return ViewOutcome.DROPPED
+        view = View(product_id, now.date(), caller_digest(viewer))
         try:
-            await record(self.redis, self.keys, product_id, now.date(), self.ttl_seconds)
+            counted = await record(
+                self.redis,
+                self.keys,
+                view,
+                ttl_seconds=self.ttl_seconds,
+                dedupe_seconds=self.dedupe_seconds,
+            )
         except _REDIS_FAILURES as error:
             self.breaker.record_failure()
             logger.warning("redis unavailable, view not counted: %s", type(error).__name__)
-            return False
+            return ViewOutcome.DROPPED
         self.breaker.record_success()
-        return True
+        return ViewOutcome.COUNTED if counted else ViewOutcome.SEEN
 
     async def top(
         self, window: Window, now: datetime, limit: int

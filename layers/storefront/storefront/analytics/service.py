@@ -18,20 +18,21 @@ from storefront import catalog
 from storefront.adapters.cache import Cache
 from storefront.adapters.database import UnitOfWork
 from storefront.analytics import repository
-from storefront.analytics.counters import ViewCounter
+from storefront.analytics.counters import ViewCounter, ViewOutcome
 from storefront.analytics.domain import Popular, Window, ranked, window_days
 from storefront.observability import metrics
 
 
 async def record_view(
-    product_id: UUID, engine: AsyncEngine, cache: Cache, counter: ViewCounter
-) -> bool:
-    """Count one view of an existing product; ProductNotFound for an unknown one."""
+    product_id: UUID, viewer: str, engine: AsyncEngine, cache: Cache, counter: ViewCounter
+) -> ViewOutcome:
+    """Count a view of an existing product, once per viewer and window;
+    ProductNotFound for an unknown product."""
     await catalog.get_product(product_id, engine, cache)
-    counted = await counter.record(product_id, datetime.now(UTC))
-    if not counted:
+    outcome = await counter.record(product_id, viewer, datetime.now(UTC))
+    if outcome is ViewOutcome.DROPPED:
         metrics.add_metric(name="ProductViewsDropped", unit="Count", value=1)
-    return counted
+    return outcome
 
 
 async def popular(window: Window, limit: int, engine: AsyncEngine, counter: ViewCounter) -> Popular:

@@ -44,7 +44,6 @@ sub-dependency first and caches it per request, so a token is verified once.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,7 +56,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storefront.adapters.circuit_breaker import CircuitBreaker
-from storefront.adapters.redis import REDIS_FAILURES, RedisClient
+from storefront.adapters.redis import REDIS_FAILURES, RedisClient, caller_digest
 from storefront.auth.principal import Principal
 from storefront.errors import DomainError
 from storefront.observability import logger, metrics
@@ -269,9 +268,9 @@ class RateLimiter:
         return [f"{current}/-1", current]
 
 
-def caller_digest(caller: str) -> str:
-    """Who, as the window keys name them: neither subjects nor IPs in key names."""
-    return hashlib.blake2b(caller.encode(), digest_size=16).hexdigest()
+def caller_of(request: Request, principal: Principal | None) -> str:
+    """Who calls: the token's subject, else the client IP."""
+    return f"sub:{principal.subject}" if principal else f"ip:{client_ip(request)}"
 
 
 def _window_stats(
@@ -314,7 +313,7 @@ async def enforce_rate_limit(
 ) -> None:
     """429 once the caller's budget for this route class is spent."""
     limiter = await _limiter(request)
-    caller = f"sub:{principal.subject}" if principal else f"ip:{client_ip(request)}"
+    caller = caller_of(request, principal)
     cache = (await get_resources(request)).cache
     names = {cache.key_of(name): name for name in _names_read_ahead(request)}
     decision, values = await limiter.hit_and_get(
