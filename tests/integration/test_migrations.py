@@ -11,7 +11,9 @@ import storefront.catalog.tables
 import storefront.events.outbox
 import storefront.idempotency
 import storefront.inventory.tables
+import storefront.notifications.tables
 import storefront.orders.tables
+import storefront.payments.tables
 import storefront.reports.tables  # noqa: F401  (register every table)
 from storefront.adapters.database import metadata
 from storefront.migrate import head_revision

@@ -10,7 +10,8 @@ as a transaction would. The carts' store and the catalog as carts read it
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
@@ -64,6 +65,33 @@ class FakeOrders:
             self.rows[order_id] = self.rows[order_id].model_copy(
                 update={"status": status, "reason": reason}
             )
+
+    async def lock_customer(self, customer_id: str) -> None:
+        pass  # one use case at a time: nothing runs concurrently here
+
+    async def awaiting_payment_quantities(
+        self, customer_id: str, product_ids: Sequence[UUID]
+    ) -> dict[UUID, int]:
+        held: dict[UUID, int] = {}
+        for order in self.rows.values():
+            if order.customer_id == customer_id and order.status is OrderStatus.AWAITING_PAYMENT:
+                for item in order.items:
+                    if item.product_id in product_ids:
+                        held[item.product_id] = held.get(item.product_id, 0) + item.quantity
+        return held
+
+    async def lock_overdue(self, now: datetime, limit: int) -> list[UUID]:
+        overdue = sorted(
+            (
+                order
+                for order in self.rows.values()
+                if order.status is OrderStatus.AWAITING_PAYMENT
+                and order.payment_due_at is not None
+                and order.payment_due_at <= now
+            ),
+            key=lambda order: (order.payment_due_at, order.id),
+        )
+        return [order.id for order in overdue[:limit]]
 
 
 class FakePrices:
@@ -130,15 +158,41 @@ class _FakeTransaction:
             setattr(self, name, value)
 
 
+class FakeStockHolds:
+    """Inventory's holds as checkout sees them, on a :class:`FakeStock`."""
+
+    def __init__(self) -> None:
+        self.stock = FakeStock()
+
+    async def hold(
+        self, order_id: UUID, quantities: Mapping[UUID, int]
+    ) -> list[tuple[UUID, int, int]]:
+        levels = await self.stock.lock(sorted(quantities))
+        shortages = [
+            (product_id, quantity, levels[product_id].available)
+            for product_id, quantity in sorted(quantities.items())
+            if levels[product_id].available < quantity
+        ]
+        if not shortages:
+            await self.stock.reserve({order_id: dict(quantities)})
+        return shortages
+
+
 class FakeOrdersUnitOfWork(_FakeTransaction):
     def __init__(self, prices: dict[UUID, tuple[Decimal, str]] | None = None) -> None:
         self.orders = FakeOrders()
         self.prices = FakePrices(prices)
+        self.stock = FakeStockHolds()
         self.outbox = FakeOutbox()
         self.idempotency = FakeIdempotency()
 
     def _state(self) -> dict[str, Any]:
-        return {"orders": self.orders, "outbox": self.outbox, "idempotency": self.idempotency}
+        return {
+            "orders": self.orders,
+            "stock": self.stock,
+            "outbox": self.outbox,
+            "idempotency": self.idempotency,
+        }
 
 
 class FakeStock:

@@ -10,7 +10,13 @@ from storefront.events.envelope import Event
 from storefront.ids import new_id
 from storefront.inventory.events import Shortage, StockRejected, StockReserved
 from storefront.orders.domain import Order, OrderStatus
-from storefront.orders.handlers import confirm_orders, reject_order
+from storefront.orders.handlers import (
+    confirm_orders,
+    confirm_paid_order,
+    fail_unpaid_order,
+    reject_order,
+)
+from storefront.payments.events import PaymentFailed, PaymentSucceeded
 from tests.unit.fakes import FakeOrdersUnitOfWork
 
 
@@ -53,3 +59,33 @@ async def test_a_rejection_says_which_products_fell_short() -> None:
     assert order.status is OrderStatus.REJECTED
     assert order.reason == f"not enough stock: {mug} (3 requested, 1 available)"
     assert [event.event_type for event in emitted] == ["OrderRejected"]
+
+
+async def test_a_payment_confirms_only_an_order_still_awaiting_it() -> None:
+    uow = FakeOrdersUnitOfWork()
+    awaiting, expired = stored(uow, OrderStatus.AWAITING_PAYMENT), stored(uow, OrderStatus.EXPIRED)
+
+    emitted: list[Event] = []
+    for order_id in (awaiting, expired):
+        paid = PaymentSucceeded(order_id=order_id, intent_id="pi_1")
+        emitted += await confirm_paid_order(paid, Event.of(paid, order_id), uow)
+
+    assert uow.orders.rows[awaiting].status is OrderStatus.CONFIRMED
+    assert uow.orders.rows[expired].status is OrderStatus.EXPIRED
+    assert [(e.event_type, e.aggregate_id) for e in emitted] == [("OrderConfirmed", str(awaiting))]
+
+
+async def test_a_failed_payment_ends_an_awaiting_order_but_not_a_paid_one() -> None:
+    uow = FakeOrdersUnitOfWork()
+    awaiting = stored(uow, OrderStatus.AWAITING_PAYMENT)
+    confirmed = stored(uow, OrderStatus.CONFIRMED)
+
+    emitted: list[Event] = []
+    for order_id in (awaiting, confirmed):
+        failed = PaymentFailed(order_id=order_id, intent_id="pi_1", reason="card declined")
+        emitted += await fail_unpaid_order(failed, Event.of(failed, order_id), uow)
+
+    assert uow.orders.rows[awaiting].status is OrderStatus.PAYMENT_FAILED
+    assert uow.orders.rows[awaiting].reason == "card declined"
+    assert uow.orders.rows[confirmed].status is OrderStatus.CONFIRMED
+    assert [e.event_type for e in emitted] == ["OrderPaymentFailed"]

@@ -192,6 +192,25 @@ class Settings(BaseSettings):
     # A provider failure opens the breaker this long: calls fail at once with
     # PaymentProviderUnavailable instead of each waiting on timeouts.
     stripe_breaker_cooldown_seconds: float = Field(30.0, gt=0)
+    # Webhooks: the endpoint's signing secret (whsec_...), given or kept in
+    # Secrets Manager like the key; events signed longer ago than the
+    # tolerance are refused (replays).
+    stripe_webhook_secret: str | None = Field(None, repr=False)
+    stripe_webhook_secret_arn: str | None = None
+    stripe_webhook_tolerance_seconds: int = Field(300, ge=1)
+
+    # Checkout: how long an order's stock is held waiting for its payment, and
+    # how many units of one product a customer may hold at once (their orders
+    # awaiting payment and this checkout together).
+    checkout_hold_seconds: int = Field(15 * 60, ge=1)
+    checkout_max_units_per_product: int = Field(10, ge=1)
+    # The expiry sweep expires at most this many orders per transaction.
+    checkout_sweep_batch: int = Field(200, ge=1)
+
+    # Order emails (storefront.notifications) through SES: the sender, and an
+    # endpoint for another SES (moto's server under make run and in tests).
+    email_sender: str = "orders@storefront.example"
+    ses_endpoint_url: str | None = None
 
     page_size_default: int = 20
     page_size_max: int = 100

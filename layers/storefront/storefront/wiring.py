@@ -35,6 +35,7 @@ __all__ = [
     "WORKERS",
     "api_document",
     "catalog_app",
+    "checkout_sweep",
     "cleanup",
     "orders_app",
     "relay",
@@ -135,3 +136,9 @@ def views_flush() -> ScheduledJob:
     from storefront.analytics.flush import views_flush_job
 
     return views_flush_job()
+
+
+def checkout_sweep() -> ScheduledJob:
+    from storefront.orders.checkout import checkout_sweep_job
+
+    return checkout_sweep_job()

@@ -1,5 +1,6 @@
 """What the inventory worker does: reserve a whole order's stock, or none of
-it, and release it when the order is cancelled (compensation).
+it, and release it when the order is cancelled (compensation), or when a
+checkout's hold expires or its payment fails.
 
 Inventory writes only its own tables: the stock levels and the reservations
 it made, with the quantities each holds. It asks the orders context (its
@@ -20,7 +21,12 @@ from storefront.events.envelope import Event
 from storefront.events.handlers import HandlerRegistry
 from storefront.inventory.events import Shortage, StockRejected, StockReleased, StockReserved
 from storefront.inventory.unit_of_work import InventoryUnitOfWork, SqlInventoryUnitOfWork
-from storefront.orders.events import OrderCancelled, OrderPlaced
+from storefront.orders.events import (
+    OrderCancelled,
+    OrderExpired,
+    OrderPaymentFailed,
+    OrderPlaced,
+)
 
 inventory_handlers = HandlerRegistry(
     unit_of_work=lambda run, settings: SqlInventoryUnitOfWork.on(run.connection, settings)
@@ -68,10 +74,18 @@ async def reserve_stock(
     return answers
 
 
-@inventory_handlers.on(OrderCancelled)
 async def release_stock(
-    payload: OrderCancelled, event: Event, uow: InventoryUnitOfWork
+    payload: OrderCancelled | OrderExpired | OrderPaymentFailed,
+    event: Event,
+    uow: InventoryUnitOfWork,
 ) -> Sequence[Event]:
+    """Give back what the order holds: cancelled, or checkout's hold that
+    expired or whose payment failed."""
     if await uow.stock.release(payload.order_id) is None:
         return []  # rejected orders hold nothing
     return [Event.of(StockReleased(order_id=payload.order_id), payload.order_id, caused_by=event)]
+
+
+inventory_handlers.on(OrderCancelled)(release_stock)
+inventory_handlers.on(OrderExpired)(release_stock)
+inventory_handlers.on(OrderPaymentFailed)(release_stock)

@@ -6,19 +6,30 @@ never a field of the body (the request models forbid unknown fields).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from storefront.orders import service
-from storefront.orders.domain import Order, OrderPage, OrderQuery, OrderStatus, PlaceOrder
+from storefront import carts
+from storefront.observability import logger
+from storefront.orders import checkout, service
+from storefront.orders.domain import (
+    Checkout,
+    Order,
+    OrderPage,
+    OrderQuery,
+    OrderStatus,
+    PlaceOrder,
+)
 from storefront.orders.unit_of_work import OrdersUnitOfWork, SqlOrdersUnitOfWork
 from storefront.pagination import decode_cursor
+from storefront.resources import Resources
 from storefront.text import STORABLE_TEXT
 from storefront.web.authentication import Customer
 from storefront.web.contract import LOCATION, REPLAYED
-from storefront.web.dependencies import CorrelationId, Engine, SettingsDep
+from storefront.web.dependencies import CorrelationId, Engine, SettingsDep, get_resources
 from storefront.web.idempotency import IdempotencyKeyHeader, answered, idempotency_key_of
 from storefront.web.problems import documented
 
@@ -58,6 +69,69 @@ async def place_order(
         correlation_id=correlation_id,
         idempotency_key=key,
     )
+    answered(response, f"/orders/{placed.order.id}", placed.replayed)
+    return placed.order
+
+
+@router.post(
+    "/checkout",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Order,
+    responses=documented(
+        _409="Not enough stock, over the per-customer cap, or a request with this"
+        " Idempotency-Key still in progress",
+        _422="Invalid input, or an empty cart",
+        _503="Carts (Redis) are unreachable; retry after Retry-After seconds",
+    )
+    | {
+        201: {
+            "description": "The order, awaiting payment (or the stored answer)",
+            "headers": LOCATION | REPLAYED,
+        }
+    },
+)
+async def check_out(
+    request: Checkout,
+    response: Response,
+    uow: OrdersUow,
+    resources: Annotated[Resources, Depends(get_resources)],
+    correlation_id: CorrelationId,
+    caller: Customer,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Order:
+    """Turn the caller's cart into an order awaiting payment: its stock is held
+    for ``CHECKOUT_HOLD_SECONDS``; ``payment.client_secret`` appears on the
+    order (``GET /orders/{id}``) once the PaymentIntent is made."""
+    settings = resources.settings
+    store = carts.cart_store(resources.redis, settings)
+    lines = [
+        checkout.CartLine(item.product_id, item.quantity)
+        for item in await carts.cart_items(caller.subject, store)
+    ]
+    placed = await checkout.check_out(
+        request,
+        lines,
+        uow,
+        customer_id=caller.subject,
+        rules=checkout.CheckoutRules(
+            hold=timedelta(seconds=settings.checkout_hold_seconds),
+            max_units_per_product=settings.checkout_max_units_per_product,
+        ),
+        now=datetime.now(UTC),
+        correlation_id=correlation_id,
+        idempotency_key=idempotency_key_of(
+            idempotency_key, caller.subject, "POST /checkout", request
+        ),
+    )
+    if not placed.replayed:
+        try:
+            await carts.empty_cart(caller.subject, store)
+        except carts.CartUnavailable:
+            # The order stands; the cart keeps its lines until its TTL or the
+            # customer's next change. Answering 503 would invite a second order.
+            logger.warning(
+                "cart not emptied after checkout", extra={"order_id": str(placed.order.id)}
+            )
     answered(response, f"/orders/{placed.order.id}", placed.replayed)
     return placed.order
 

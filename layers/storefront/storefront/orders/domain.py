@@ -19,13 +19,22 @@ MAX_ITEMS = 50
 
 
 class OrderStatus(StrEnum):
+    # POST /orders: placed, its stock not yet reserved by inventory's worker.
     PENDING = "PENDING"
+    # POST /checkout: its stock held until payment_due_at, waiting for the payment.
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"
     CONFIRMED = "CONFIRMED"
     REJECTED = "REJECTED"
     CANCELLED = "CANCELLED"
+    # Not paid before payment_due_at: its hold released.
+    EXPIRED = "EXPIRED"
+    # The payment provider refused the payment: its hold released.
+    PAYMENT_FAILED = "PAYMENT_FAILED"
 
 
-CANCELLABLE = frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED})
+CANCELLABLE = frozenset({OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT, OrderStatus.CONFIRMED})
+# Orders whose stock is held or reserved.
+OPEN = frozenset({OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT, OrderStatus.CONFIRMED})
 
 
 class RequestedItem(BaseModel):
@@ -52,6 +61,31 @@ class PlaceOrder(BaseModel):
         return self
 
 
+# An address as forms check it: one @, a dot in the domain, no spaces. Whether
+# it receives mail is SES's to find out (a bounce), not ours.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class Checkout(BaseModel):
+    """``POST /checkout``: the cart becomes an order; its emails go to ``email``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)]
+
+
+class OrderPayment(BaseModel):
+    """The order's PaymentIntent: a front end confirms it with ``client_secret``
+    (Stripe.js ``confirmPayment``). Absent until the payments worker made it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    intent_id: str
+    status: str
+    client_secret: str
+
+
 class OrderItem(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -71,6 +105,11 @@ class Order(BaseModel):
     total: Money
     currency: str
     reason: str | None = None
+    # Checkout's orders: where their emails go; until when the stock is held
+    # (AWAITING_PAYMENT); the payment to confirm.
+    email: str | None = None
+    payment_due_at: datetime | None = None
+    payment: OrderPayment | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -115,6 +154,28 @@ def order_total(items: list[OrderItem]) -> Decimal:
     if total > MAX_TOTAL:
         raise InvalidInput("items", f"the order's total {total} is more than {MAX_TOTAL}")
     return total
+
+
+class EmptyCart(InvalidInput):
+    def __init__(self) -> None:
+        super().__init__("cart", "the cart is empty; add items with PUT /cart/items/{product_id}")
+
+
+class OutOfStock(Conflict):
+    def __init__(self, shortages: list[tuple[UUID, int, int]]) -> None:
+        listed = ", ".join(
+            f"{product_id} ({requested} wanted, {available} available)"
+            for product_id, requested, available in shortages
+        )
+        super().__init__(f"not enough stock: {listed}")
+
+
+class OverCustomerCap(Conflict):
+    def __init__(self, product_id: UUID, held: int, wanted: int, cap: int) -> None:
+        super().__init__(
+            f"product {product_id}: {wanted} wanted and {held} already awaiting payment in"
+            f" your orders; at most {cap} units of one product may await payment at once"
+        )
 
 
 class OrderNotFound(NotFound):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
+from decimal import Decimal
 from uuid import UUID
 
 from sqlalchemy import Subquery, select
@@ -11,7 +13,69 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storefront.orders.domain import OrderStatus
 from storefront.orders.tables import order_items, orders
 
-__all__ = ["order_lines_view", "orders_view", "pending_orders"]
+__all__ = [
+    "OrderLineSummary",
+    "OrderSummary",
+    "order_lines_view",
+    "order_summary",
+    "orders_view",
+    "pending_orders",
+    "statuses_of",
+]
+
+
+@dataclass(frozen=True)
+class OrderLineSummary:
+    product_id: UUID
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    """What an email about an order says."""
+
+    order_id: UUID
+    customer_id: str | None
+    email: str | None
+    status: OrderStatus
+    reason: str | None
+    total: Decimal
+    currency: str
+    lines: tuple[OrderLineSummary, ...]
+
+
+async def statuses_of(
+    connection: AsyncConnection, order_ids: Collection[UUID]
+) -> dict[UUID, OrderStatus]:
+    """These orders' statuses, missing ones left out (a read: no lock is taken)."""
+    rows = await connection.execute(
+        select(orders.c.id, orders.c.status).where(orders.c.id.in_(list(order_ids)))
+    )
+    return {row.id: OrderStatus(row.status) for row in rows}
+
+
+async def order_summary(connection: AsyncConnection, order_id: UUID) -> OrderSummary | None:
+    row = (await connection.execute(select(orders).where(orders.c.id == order_id))).first()
+    if row is None:
+        return None
+    lines = await connection.execute(
+        select(order_items)
+        .where(order_items.c.order_id == order_id)
+        .order_by(order_items.c.product_id)
+    )
+    return OrderSummary(
+        order_id=row.id,
+        customer_id=row.customer_id,
+        email=row.email,
+        status=OrderStatus(row.status),
+        reason=row.reason,
+        total=row.total,
+        currency=row.currency,
+        lines=tuple(
+            OrderLineSummary(line.product_id, line.quantity, line.unit_price) for line in lines
+        ),
+    )
 
 
 async def pending_orders(connection: AsyncConnection, order_ids: Collection[UUID]) -> set[UUID]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storefront.orders.domain import Order, OrderItem, OrderQuery, OrderStatus
+from storefront import payments
+from storefront.orders.domain import Order, OrderItem, OrderPayment, OrderQuery, OrderStatus
 from storefront.orders.tables import order_items, orders
 
 __all__ = ["SqlOrderRepository"]
@@ -26,6 +28,8 @@ class SqlOrderRepository:
                 status=order.status.value,
                 total=order.total,
                 currency=order.currency,
+                email=order.email,
+                payment_due_at=order.payment_due_at,
                 created_at=order.created_at,
                 updated_at=order.updated_at,
             )
@@ -85,9 +89,51 @@ class SqlOrderRepository:
             .values(status=status.value, reason=reason, updated_at=func.now())
         )
 
+    async def lock_customer(self, customer_id: str) -> None:
+        """Serialise this customer's checkouts until the transaction ends, so
+        two at once cannot both pass the per-customer caps."""
+        await self.connection.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"checkout:{customer_id}", 0)))
+        )
+
+    async def awaiting_payment_quantities(
+        self, customer_id: str, product_ids: Sequence[UUID]
+    ) -> dict[UUID, int]:
+        """Units of these products in the customer's orders awaiting payment."""
+        rows = await self.connection.execute(
+            select(order_items.c.product_id, func.sum(order_items.c.quantity))
+            .join(orders, orders.c.id == order_items.c.order_id)
+            .where(
+                orders.c.customer_id == customer_id,
+                orders.c.status == OrderStatus.AWAITING_PAYMENT.value,
+                order_items.c.product_id.in_(list(product_ids)),
+            )
+            .group_by(order_items.c.product_id)
+        )
+        return {product_id: int(quantity) for product_id, quantity in rows}
+
+    async def lock_overdue(self, now: datetime, limit: int) -> list[UUID]:
+        """Lock up to ``limit`` orders awaiting payment past their due time.
+        Rows another transaction holds (a webhook's confirmation, a concurrent
+        sweep) are skipped, not waited for: the next sweep sees them again."""
+        found = await self.connection.scalars(
+            select(orders.c.id)
+            .where(
+                orders.c.status == OrderStatus.AWAITING_PAYMENT.value,
+                orders.c.payment_due_at <= now,
+            )
+            .order_by(orders.c.payment_due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(found)
+
     async def _with_items(self, rows: Sequence[object]) -> list[Order]:
         ids = [row["id"] for row in rows]  # type: ignore[index]
         items: dict[UUID, list[OrderItem]] = {order_id: [] for order_id in ids}
+        # Only checkout's orders have a payment: no query for the others.
+        checkouts = [row["id"] for row in rows if row["payment_due_at"] is not None]  # type: ignore[index]
+        paid = await payments.payments_of(self.connection, checkouts) if checkouts else {}
         if ids:
             found = await self.connection.execute(
                 select(order_items)
@@ -103,6 +149,15 @@ class SqlOrderRepository:
                     )
                 )
         return [
-            Order.model_validate(dict(row) | {"items": items[row["id"]]})  # type: ignore[call-overload,index]
+            Order.model_validate(
+                dict(row)  # type: ignore[call-overload]
+                | {"items": items[row["id"]], "payment": _payment(paid.get(row["id"]))}  # type: ignore[index]
+            )
             for row in rows
         ]
+
+
+def _payment(found: payments.Payment | None) -> OrderPayment | None:
+    if found is None:
+        return None
+    return OrderPayment.model_validate(found.model_dump())

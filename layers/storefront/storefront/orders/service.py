@@ -8,6 +8,7 @@ one does, and an admin finds every order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -56,7 +57,8 @@ async def place_order(
             earlier = await uow.idempotency.claim(idempotency_key)
             if earlier is not None:
                 return PlacedOrder(Order.model_validate(earlier.body), replayed=True)
-        items, currency = await _priced_items(uow.prices, request)
+        wanted = [(item.product_id, item.quantity) for item in request.items]
+        items, currency = await priced_items(uow.prices, wanted, field="items")
         now = _now()
         order = Order(
             id=new_id(),
@@ -84,23 +86,24 @@ async def place_order(
     return PlacedOrder(order)
 
 
-async def _priced_items(prices: Prices, request: PlaceOrder) -> tuple[list[OrderItem], str]:
-    """The requested items at today's prices, and their one currency."""
-    found = await prices.prices_of([item.product_id for item in request.items])
+async def priced_items(
+    prices: Prices, wanted: Sequence[tuple[UUID, int]], *, field: str
+) -> tuple[list[OrderItem], str]:
+    """The wanted (product, quantity) lines at today's prices, and their one
+    currency; ``field`` names the lines in errors (``items``, ``cart``)."""
+    found = await prices.prices_of([product_id for product_id, _ in wanted])
     items: list[OrderItem] = []
     currencies: set[str] = set()
-    for index, wanted in enumerate(request.items):
-        if wanted.product_id not in found:
+    for index, (product_id, quantity) in enumerate(wanted):
+        if product_id not in found:
             raise InvalidInput(
-                f"items.{index}.product_id", f"product {wanted.product_id} does not exist"
+                f"{field}.{index}.product_id", f"product {product_id} does not exist"
             )
-        unit_price, currency = found[wanted.product_id]
-        items.append(
-            OrderItem(product_id=wanted.product_id, quantity=wanted.quantity, unit_price=unit_price)
-        )
+        unit_price, currency = found[product_id]
+        items.append(OrderItem(product_id=product_id, quantity=quantity, unit_price=unit_price))
         currencies.add(currency)
     if len(currencies) > 1:
-        raise InvalidInput("items", f"products are priced in {sorted(currencies)}; use one")
+        raise InvalidInput(field, f"products are priced in {sorted(currencies)}; use one")
     return items, currencies.pop()
 
 

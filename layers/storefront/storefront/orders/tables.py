@@ -13,6 +13,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 
 from storefront.adapters.database import metadata
@@ -26,15 +27,32 @@ orders = Table(
     Column("total", Numeric(12, 2), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("reason", Text),
+    # Checkout's orders: where their emails go, and when their held stock is
+    # released unless paid.
+    Column("email", String(254)),
+    Column("payment_due_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(
-        "status IN ('PENDING', 'CONFIRMED', 'REJECTED', 'CANCELLED')", name="status_known"
+        "status IN ('PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'REJECTED', 'CANCELLED',"
+        " 'EXPIRED', 'PAYMENT_FAILED')",
+        name="status_known",
     ),
     Index("ix_orders_status_id", "status", "id"),
     Index("ix_orders_customer_id_id", "customer_id", "id"),
     # Reports aggregate the orders placed in a range of days.
     Index("ix_orders_created_at", "created_at"),
+    # The expiry sweep's and the per-customer caps' reads: orders still waiting.
+    Index(
+        "ix_orders_awaiting_payment_due",
+        "payment_due_at",
+        postgresql_where=text("status = 'AWAITING_PAYMENT'"),
+    ),
+    Index(
+        "ix_orders_customer_awaiting",
+        "customer_id",
+        postgresql_where=text("status = 'AWAITING_PAYMENT'"),
+    ),
 )
 
 order_items = Table(

@@ -1,7 +1,6 @@
 """Payments: the payment provider (Stripe) behind :class:`PaymentGateway`.
 
-The facade. Only the adapter exists so far; the payments worker and the
-webhook route that will use it are not built yet (docs/architecture.md).
+The facade: what other contexts may use of payments (their events aside).
 """
 
 from storefront.payments.amounts import minor_units
@@ -14,9 +13,11 @@ from storefront.payments.gateway import (
     Refund,
     StripeGateway,
 )
+from storefront.payments.reads import Payment, payments_of
 
 __all__ = [
     "Intent",
+    "Payment",
     "PaymentConfigurationError",
     "PaymentGateway",
     "PaymentProviderUnavailable",
@@ -24,4 +25,5 @@ __all__ = [
     "Refund",
     "StripeGateway",
     "minor_units",
+    "payments_of",
 ]

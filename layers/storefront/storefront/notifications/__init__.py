@@ -1,0 +1,1 @@
+"""Notifications: the emails that tell customers what became of their orders."""
