@@ -3,6 +3,8 @@
 storefront migrate        apply database migrations (DATABASE_URL)
 storefront run            the local stack (what ``make run`` starts)
 storefront token          a bearer token for the local stack, alone on stdout
+storefront pay ORDER_ID   pay an order on the local stack's localstripe
+storefront emails         the order emails the local stack sent
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from storefront_dev.dlq import add_dlq_commands
+from storefront_dev.local_payments import add_payment_commands
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=_positive, default=3600, help="lifetime in seconds")
     token.set_defaults(func=_token)
     add_dlq_commands(commands)
+    add_payment_commands(commands)
     return parser
 
 

@@ -165,3 +165,109 @@ def start_s3(bucket: str, region: str = "us-east-1") -> EmbeddedS3:
     )
     client.create_bucket(Bucket=bucket)
     return EmbeddedS3(server, url, bucket)
+
+
+def verify_email_identity(moto_url: str, address: str, region: str = "us-east-1") -> None:
+    """Let moto's SES (on the same server as S3: moto serves every service on
+    one port) send from ``address``, as a verified identity lets real SES."""
+    import boto3
+
+    client = boto3.session.Session().client(
+        "ses",
+        endpoint_url=moto_url,
+        region_name=region,
+        aws_access_key_id=LOCAL_AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    client.verify_email_identity(EmailAddress=address)
+
+
+# localstripe takes any key that looks like a test key.
+LOCAL_STRIPE_KEY = "sk_test_storefront_local"
+# The events checkout listens to (storefront.payments' webhook).
+STRIPE_WEBHOOK_EVENTS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+)
+
+
+@dataclass
+class EmbeddedStripe:
+    """A localstripe process: a stateful fake Stripe with the real API's shape,
+    whose webhooks are signed as Stripe signs them."""
+
+    process: subprocess.Popen[bytes] | None
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """What the functions need (Settings: STRIPE_API_BASE, STRIPE_SECRET_KEY)."""
+        return {"STRIPE_API_BASE": self.url, "STRIPE_SECRET_KEY": LOCAL_STRIPE_KEY}
+
+    def register_webhook(self, url: str, secret: str, name: str = "storefront") -> None:
+        """Send the checkout's events to ``url``, signed with ``secret``
+        (localstripe's own configuration route; Stripe's is the dashboard)."""
+        import httpx
+
+        answer = httpx.post(
+            f"{self.url}/_config/webhooks/{name}",
+            json={"url": url, "secret": secret, "events": list(STRIPE_WEBHOOK_EVENTS)},
+            timeout=5,
+        )
+        answer.raise_for_status()
+
+    def start(self) -> None:
+        executable = _localstripe_executable()
+        # --from-scratch: it would otherwise load what an earlier run saved.
+        self.process = subprocess.Popen(  # noqa: S603 (our own dev dependency's script)
+            [executable, "--port", str(self.port), "--from-scratch"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"localstripe exited with code {self.process.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
+                return
+            time.sleep(0.05)
+        self.process.kill()
+        raise RuntimeError(f"localstripe did not listen on port {self.port} within 30 s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+def _localstripe_executable() -> str:
+    import sys
+
+    # The venv's scripts sit beside its python, which need not be on PATH.
+    found = shutil.which("localstripe", path=str(Path(sys.executable).parent))
+    found = found or shutil.which("localstripe")
+    if found is None:
+        raise RuntimeError(
+            "the localstripe executable is missing: it is a dev dependency"
+            " (make install, or pip install -r requirements-dev.lock)"
+        )
+    return found
+
+
+def start_localstripe(port: int | None = None) -> EmbeddedStripe:
+    server = EmbeddedStripe(None, port or free_port())
+    server.start()
+    return server

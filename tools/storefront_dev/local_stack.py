@@ -2,7 +2,9 @@
 
 PostgreSQL and Redis come from DATABASE_URL / REDIS_URL, else from embedded
 servers whose data stays under ``.local/`` between runs; S3 (reports) from
-REPORTS_BUCKET, else moto's server, in memory. Then migrations, the
+REPORTS_BUCKET, else moto's server, in memory; SES (order emails) from the
+same moto server; Stripe from STRIPE_SECRET_KEY (with STRIPE_WEBHOOK_SECRET),
+else a localstripe whose webhooks are sent to this stack. Then migrations, the
 demo catalog (once), the local API Gateway serving ``template.yaml``'s routes,
 and its schedules: each scheduled function (relay, workers, cleanup) is invoked
 at start-up and on its schedule, so the order saga runs locally. Every function
@@ -15,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -34,7 +38,13 @@ from storefront.settings import Settings
 from storefront_dev.banner import banner, functions_summary, schedules_summary
 from storefront_dev.databases import create_database, with_database
 from storefront_dev.demo import load_demo_catalog
-from storefront_dev.embedded import start_postgres, start_redis, start_s3
+from storefront_dev.embedded import (
+    start_localstripe,
+    start_postgres,
+    start_redis,
+    start_s3,
+    verify_email_identity,
+)
 from storefront_dev.gateway import LocalGateway
 from storefront_dev.lambda_process import FunctionFleet
 from storefront_dev.local_auth import local_auth_environment
@@ -46,6 +56,9 @@ DEFAULT_PORT = 3000
 LOCAL_DATABASE = "storefront"
 LOCAL_REPORTS_BUCKET = "storefront-reports-local"
 SCHEDULES_VARIABLE = "LOCAL_SCHEDULES"
+WEBHOOK_PATH = "/payments/stripe/webhook"
+# Under .local/: the URLs of this run's servers (see _remember).
+SERVICES_FILE = "services.json"
 
 
 class StartupError(Exception):
@@ -109,7 +122,11 @@ def local_stack(port: int | None = None, root: Path | None = None) -> Iterator[R
         backends = _start_backends(root, cleanup)
         _migrate(backends)
         sample_product_id = _load_demo(backends)
-        environment = _function_environment(backends, root) | _start_s3(cleanup)
+        environment = (
+            _function_environment(backends, root)
+            | _start_aws(cleanup, root)
+            | _start_payments(cleanup, root, f"http://127.0.0.1:{port}")
+        )
         fleet = FunctionFleet(template.functions, environment)
         scheduler = LocalScheduler(fleet, template.schedules if schedules_on else ())
         # Exit callbacks run in reverse: the scheduler stops issuing invocations
@@ -166,17 +183,56 @@ def _start_backends(root: Path, cleanup: contextlib.ExitStack) -> Backends:
     return Backends(database_url, redis_url, str(prefix))
 
 
-def _start_s3(cleanup: contextlib.ExitStack) -> dict[str, str]:
-    """The reports bucket: REPORTS_BUCKET's (real S3, your credentials), else
-    moto's server with a bucket of its own."""
+def _start_aws(cleanup: contextlib.ExitStack, root: Path) -> dict[str, str]:
+    """The reports bucket and SES: REPORTS_BUCKET's (real AWS, your
+    credentials), else moto's server with a bucket of its own, whose SES
+    receives the order emails (``storefront emails`` lists them)."""
     given = os.environ.get("REPORTS_BUCKET")
     if given:
-        step(f"S3: bucket {given} (REPORTS_BUCKET)")
+        step(f"S3: bucket {given} (REPORTS_BUCKET); SES: your account's, sender {_sender()}")
         return {}
-    s3 = start_s3(LOCAL_REPORTS_BUCKET)
-    cleanup.callback(_quietly, "S3", s3.stop)
-    step(f"S3: embedded moto server on {s3.url}, bucket {s3.bucket} (in memory)")
-    return s3.environment()
+    aws = start_s3(LOCAL_REPORTS_BUCKET)
+    cleanup.callback(_quietly, "S3", aws.stop)
+    verify_email_identity(aws.url, _sender())
+    _remember(root, moto_url=aws.url)
+    step(f"S3 and SES: embedded moto server on {aws.url}, bucket {aws.bucket} (in memory)")
+    return aws.environment() | {"SES_ENDPOINT_URL": aws.url}
+
+
+def _sender() -> str:
+    return os.environ.get("EMAIL_SENDER") or str(Settings.model_fields["email_sender"].default)
+
+
+def _start_payments(cleanup: contextlib.ExitStack, root: Path, stack_url: str) -> dict[str, str]:
+    """Stripe: your test-mode key (STRIPE_SECRET_KEY, and STRIPE_WEBHOOK_SECRET
+    from ``stripe listen``), else a localstripe sending its webhooks here."""
+    webhook = f"{stack_url}{WEBHOOK_PATH}"
+    if os.environ.get("STRIPE_SECRET_KEY"):
+        if not os.environ.get("STRIPE_WEBHOOK_SECRET"):
+            raise StartupError(
+                "STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRET is not: run"
+                f" `stripe listen --forward-to {webhook}` and export the secret it prints"
+            )
+        step(f"Stripe: your account (STRIPE_SECRET_KEY); webhooks forwarded to {webhook}")
+        return {}
+    try:
+        stripe = start_localstripe()
+    except RuntimeError as error:
+        raise StartupError(str(error)) from error
+    cleanup.callback(_quietly, "localstripe", stripe.stop)
+    secret = f"whsec_{secrets.token_hex(16)}"
+    stripe.register_webhook(webhook, secret)
+    _remember(root, stripe_url=stripe.url, stack_url=stack_url)
+    step(f"Stripe: localstripe on {stripe.url}, webhooks to {webhook}")
+    return stripe.environment() | {"STRIPE_WEBHOOK_SECRET": secret}
+
+
+def _remember(root: Path, **urls: str) -> None:
+    """Where this run's servers listen, for ``storefront pay`` and ``storefront emails``."""
+    path = root / ".local" / SERVICES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps(known | urls, indent=2))
 
 
 def _migrate(backends: Backends) -> None:

@@ -204,8 +204,10 @@ class Settings(BaseSettings):
     # awaiting payment and this checkout together).
     checkout_hold_seconds: int = Field(15 * 60, ge=1)
     checkout_max_units_per_product: int = Field(10, ge=1)
-    # The expiry sweep expires at most this many orders per transaction.
+    # The expiry sweep expires at most this many orders per transaction, and
+    # sweeps this often while its invocation lasts.
     checkout_sweep_batch: int = Field(200, ge=1)
+    checkout_sweep_interval_seconds: float = Field(2.0, gt=0)
 
     # Order emails (storefront.notifications) through SES: the sender, and an
     # endpoint for another SES (moto's server under make run and in tests).

@@ -19,6 +19,7 @@ inventory releases the hold, payments cancels the PaymentIntent.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,7 @@ from storefront.orders.domain import (
     order_total,
 )
 from storefront.orders.events import OrderAwaitingPayment, OrderExpired, OrderLine
+from storefront.orders.reads import orders_overdue
 from storefront.orders.service import PlacedOrder, priced_items
 from storefront.orders.unit_of_work import OrdersUnitOfWork, SqlOrdersUnitOfWork
 from storefront.resources import Resources
@@ -150,21 +152,38 @@ async def expire_overdue(uow: OrdersUnitOfWork, now: datetime, limit: int) -> in
     return len(overdue)
 
 
+# An order this far past its due time should have been expired by a sweep.
+_GRACE = timedelta(minutes=2)
+
+
 def checkout_sweep_job() -> ScheduledJob:
-    """The scheduled job of ``functions/checkout_sweep``: expire overdue
-    orders in batches until none is left or the time budget is spent."""
+    """The scheduled job of ``functions/checkout_sweep``. Like the relay and
+    the workers it runs until its time budget ends, sweeping every
+    ``checkout_sweep_interval_seconds``, so a hold is released seconds after
+    it is due rather than at the next minute's invocation. Overlapping
+    invocations are safe: each locks the orders it expires, skipping others'."""
 
     async def sweep(resources: Resources, context: LambdaContext) -> dict[str, Any]:
         settings = resources.settings
         expired = 0
+        interval_ms = settings.checkout_sweep_interval_seconds * 1000
         while True:
             uow = SqlOrdersUnitOfWork(resources.engine, settings)
             batch = await expire_overdue(uow, datetime.now(UTC), settings.checkout_sweep_batch)
             expired += batch
-            budget_left = context.get_remaining_time_in_millis() > settings.time_budget_margin_ms
-            if batch < settings.checkout_sweep_batch or not budget_left:
+            left_ms = context.get_remaining_time_in_millis() - settings.time_budget_margin_ms
+            if batch == settings.checkout_sweep_batch and left_ms > 0:
+                continue  # more are due: no pause
+            if left_ms < interval_ms:
                 break
+            await asyncio.sleep(interval_ms / 1000)
+        # What is still overdue after a pass was locked by a confirmation in
+        # progress, or is stuck: the template's alarm watches this (and its
+        # absence, when the sweep stops running).
+        async with resources.engine.connect() as connection:
+            overdue = await orders_overdue(connection, datetime.now(UTC) - _GRACE)
         metrics.add_metric(name="OrdersExpired", unit=MetricUnit.Count, value=expired)
-        return {"expired": expired}
+        metrics.add_metric(name="OrdersOverdue", unit=MetricUnit.Count, value=overdue)
+        return {"expired": expired, "overdue": overdue}
 
     return sweep

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import Subquery, select
+from sqlalchemy import Subquery, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storefront.orders.domain import OrderStatus
@@ -53,6 +54,19 @@ async def statuses_of(
         select(orders.c.id, orders.c.status).where(orders.c.id.in_(list(order_ids)))
     )
     return {row.id: OrderStatus(row.status) for row in rows}
+
+
+async def orders_overdue(connection: AsyncConnection, due_before: datetime) -> int:
+    """How many orders still await a payment due before ``due_before``."""
+    count = await connection.scalar(
+        select(func.count())
+        .select_from(orders)
+        .where(
+            orders.c.status == OrderStatus.AWAITING_PAYMENT.value,
+            orders.c.payment_due_at < due_before,
+        )
+    )
+    return int(count or 0)
 
 
 async def order_summary(connection: AsyncConnection, order_id: UUID) -> OrderSummary | None:
