@@ -183,8 +183,10 @@ def test_the_network_needs_no_nat_for_aws_services() -> None:
     assert endpoints == {
         "com.amazonaws.${AWS::Region}.s3": "Gateway",
         "com.amazonaws.${AWS::Region}.secretsmanager": "Interface",
+        # SES's API (sesv2 SendEmail), not its SMTP interface (email-smtp).
+        "com.amazonaws.${AWS::Region}.email": "Interface",
     }
-    # The NAT gateway exists only when asked for.
+    # The NAT gateway exists only when asked for (the internet: Stripe, a JWKS).
     assert network["Resources"]["Nat"]["Condition"] == "CreateNat"
 
 

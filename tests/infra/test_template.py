@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cfn_tools import load_yaml
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from storefront import wiring
+from storefront.settings import Settings
 from storefront.web import documentation
 from storefront_dev.routes import Router
 from storefront_dev.templates import DEFAULT_ROUTE, StackTemplate, load_template
@@ -121,3 +123,106 @@ def test_functions_run_python_3_12_on_arm64() -> None:
     text = (ROOT / "template.yaml").read_text()
     assert "Runtime: python3.12" in text
     assert "Architectures: [arm64]" in text
+
+
+def declared_variables(document: Any) -> dict[str, set[str]]:
+    """Every environment variable the template sets, with where: Globals or a function."""
+    places: dict[str, set[str]] = {}
+    sources = {"Globals": document["Globals"]["Function"]} | {
+        logical_id: resource["Properties"]
+        for logical_id, resource in document["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    for place, properties in sources.items():
+        for name in properties.get("Environment", {}).get("Variables", {}):
+            places.setdefault(name, set()).add(place)
+    return places
+
+
+# Read by Powertools itself (or turned off by it), not by storefront's Settings.
+POWERTOOLS_VARIABLES = {
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_TRACE_DISABLED",
+}
+
+
+def test_every_variable_the_template_sets_is_a_setting() -> None:
+    """A misspelt variable is ignored without a word: the setting keeps its default."""
+    read = {
+        (field.alias or name).upper()
+        for name, field in Settings.model_fields.items()  # pydantic reads an alias alone
+    }
+    document = load_yaml((ROOT / "template.yaml").read_text())
+    unread = {
+        name: sorted(places)
+        for name, places in declared_variables(document).items()
+        if name not in read | POWERTOOLS_VARIABLES
+    }
+    assert not unread, f"no setting reads {unread}"
+
+
+# functions/<x>_worker/app.py: handler = scheduled_handler(worker("<group>"))
+WORKER_CALL = re.compile(r"""\bworker\(\s*["']([^"']+)["']\s*\)""")
+
+
+def consumer_groups(template: StackTemplate) -> dict[str, str]:
+    """Consumer group -> the service name of the function that consumes it."""
+    groups: dict[str, str] = {}
+    for spec in template.functions.values():
+        module = spec.code_dir / "app.py"
+        for group in WORKER_CALL.findall(module.read_text()) if module.is_file() else ():
+            assert group not in groups, f"two functions consume {group!r}"
+            groups[group] = spec.environment["POWERTOOLS_SERVICE_NAME"]
+    return groups
+
+
+def test_every_consumer_group_has_its_worker_function(template: StackTemplate) -> None:
+    # The relay publishes for, and cleanup waits on, wiring's groups: a group
+    # without a function would hold every outbox row for ever.
+    assert set(consumer_groups(template)) == set(wiring.CONSUMER_GROUPS)
+
+
+def alarm_queries(document: Any, alarm: str) -> dict[str, dict[str, str]]:
+    """A metric-math alarm's queries: id -> their dimensions, after checking
+    that its expression reads every one of them."""
+    metrics = document["Resources"][alarm]["Properties"]["Metrics"]
+    (expression,) = [query["Expression"] for query in metrics if "Expression" in query]
+    queries = {
+        query["Id"]: {
+            dimension["Name"]: dimension["Value"]
+            for dimension in query["MetricStat"]["Metric"]["Dimensions"]
+        }
+        for query in metrics
+        if "MetricStat" in query
+    }
+    assert set(re.findall(r"\w+", expression)) - {"MAX"} == set(queries), expression
+    return queries
+
+
+def test_the_alarms_watch_every_consumer_group(template: StackTemplate) -> None:
+    """A stuck group, or a dead letter, alarms whichever worker reports it."""
+    document = load_yaml((ROOT / "template.yaml").read_text())
+    groups = consumer_groups(template)
+    unsettled = alarm_queries(document, "UnsettledEventsAlarm").values()
+    assert {(query["ConsumerGroup"], query["service"]) for query in unsettled} == set(
+        groups.items()
+    )
+    dead_letters = alarm_queries(document, "DeadLettersAlarm").values()
+    assert {query["service"] for query in dead_letters} == set(groups.values())
+
+
+def test_a_worker_never_outlives_its_claim_on_an_entry(template: StackTemplate) -> None:
+    """Pending entries idle for WORKER_CLAIM_MIN_IDLE_MS are taken over: a
+    worker that may still run by then would lose its entries while live."""
+    default = Settings.model_fields["worker_claim_min_idle_ms"].default
+    services = set(consumer_groups(template).values())
+    workers = [
+        spec
+        for spec in template.functions.values()
+        if spec.environment.get("POWERTOOLS_SERVICE_NAME") in services
+    ]
+    assert len(workers) == len(services)
+    for spec in workers:
+        idle_ms = int(spec.environment.get("WORKER_CLAIM_MIN_IDLE_MS", default))
+        assert spec.timeout_seconds * 1000 < idle_ms, spec.logical_id

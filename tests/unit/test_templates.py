@@ -177,6 +177,9 @@ def test_the_scheduled_functions_and_their_schedules() -> None:
         "OutboxRelayFunction": "rate(1 minute)",
         "InventoryWorkerFunction": "rate(1 minute)",
         "OrderWorkerFunction": "rate(1 minute)",
+        "PaymentsWorkerFunction": "rate(1 minute)",
+        "NotificationsWorkerFunction": "rate(1 minute)",
+        "CheckoutSweepFunction": "rate(1 minute)",
         "OutboxCleanupFunction": "rate(1 hour)",
         "ReportWorkerFunction": "rate(1 minute)",
         "ViewsFlushFunction": "rate(1 minute)",
@@ -190,6 +193,10 @@ def test_the_scheduled_functions_and_their_schedules() -> None:
     assert all(schedule.enabled and schedule.input is None for schedule in schedules.values())
     # Each loops until its budget ends: a Timeout past the rate makes them overlap.
     assert template.functions["OutboxRelayFunction"].timeout_seconds > 60
+    for worker in ("PaymentsWorkerFunction", "NotificationsWorkerFunction"):
+        assert template.functions[worker].timeout_seconds == 70, worker
+    # It sweeps until its budget ends too, the next invocation taking over.
+    assert template.functions["CheckoutSweepFunction"].timeout_seconds == 60
 
 
 def test_schedule_events_become_schedules(tmp_path: Path) -> None:
