@@ -56,6 +56,8 @@ class Pinger:
     pause: float = 0
     # Pings go to a run handler: consecutive ones in one call.
     in_runs: bool = False
+    # What a failing ping raises.
+    error: Callable[[str], Exception] = RuntimeError
     attempts: list[tuple[str, int]] = field(default_factory=list)
     # The size of each call of the run handler.
     runs: list[int] = field(default_factory=list)
@@ -68,7 +70,7 @@ class Pinger:
             self.attempts.append((event.aggregate_id, payload.seq))
             await asyncio.sleep(self.pause)
             if payload.fail and self.failing:
-                raise RuntimeError(f"cannot answer ping {payload.seq}")
+                raise self.error(f"cannot answer ping {payload.seq}")
             return [Event.of(Pong(seq=payload.seq), event.aggregate_id, caused_by=event)]
 
         async def answer_run(

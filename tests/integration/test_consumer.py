@@ -16,6 +16,7 @@ from storefront.events.groups import consumer_name, ensure_groups
 from storefront.events.leases import PartitionLeases
 from storefront.events.partitions import partition_of
 from storefront.events.positions import sequence_of
+from storefront.payments import PaymentProviderUnavailable
 from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront_dev.embedded import free_port
@@ -276,6 +277,34 @@ async def test_an_unreachable_database_ends_the_invocation_without_charging_the_
     )
     stats = await consume(resources, fast, pinger, budget(10, pinger.attempted(1)))
     assert stats.handled == 1
+
+
+async def test_an_unreachable_dependency_never_dead_letters_the_event(
+    resources: Resources, fast: Settings
+) -> None:
+    # The payment provider down (its breaker open): a DependencyUnavailable.
+    await publish(resources.redis, fast, ping("agg-provider", 1, fail=True))
+    await publish(resources.redis, fast, ping("agg-provider", 2))
+    pinger = Pinger(error=PaymentProviderUnavailable)
+
+    # Each invocation meets the outage on the event, and ends; many more
+    # times than an event may be delivered.
+    for invocation in range(1, fast.worker_max_deliveries + 3):
+        with pytest.raises(PaymentProviderUnavailable):
+            await consume(resources, fast, pinger, budget(10))
+        assert pinger.attempts == [("agg-provider", 1)] * invocation
+
+    assert await list_dead_letters(resources.engine) == []
+    waiting = await resources.redis.xpending_range(
+        stream_of(fast, "agg-provider"), GROUP, "-", "+", 10
+    )
+    assert [row["times_delivered"] for row in waiting] == [0, 0]  # never charged
+    pinger.failing = False  # the provider is back
+    stats = await consume(
+        resources, fast, pinger, budget(10, pinger.attempted(len(pinger.attempts) + 2))
+    )
+    assert stats.handled == 2
+    assert await pongs(resources) == [("agg-provider", 1), ("agg-provider", 2)]
 
 
 async def test_a_run_handler_takes_consecutive_events_in_one_transaction(

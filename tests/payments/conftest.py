@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from storefront.resources import Resources
 from storefront_dev.embedded import free_port
 
 # Any key works with localstripe; it only has to look like a test key.
@@ -99,3 +101,19 @@ def running_localstripe() -> Iterator[LocalStripe]:
 def localstripe() -> Iterator[LocalStripe]:
     with running_localstripe() as server:
         yield server
+
+
+@pytest.fixture
+async def no_orders(resources: Resources, redis_key_prefix: str) -> None:
+    """No orders, payments, Stripe events or events, in PostgreSQL or Redis:
+    for the tests that use the database (the gateway's need none)."""
+    async with resources.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "TRUNCATE orders, payment_intents, stripe_events, outbox, event_partitions,"
+                " consumer_positions, dead_letters CASCADE"
+            )
+        )
+    keys = [key async for key in resources.redis.scan_iter(match=f"{redis_key_prefix}*")]
+    if keys:
+        await resources.redis.delete(*keys)

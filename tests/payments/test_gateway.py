@@ -19,16 +19,19 @@ RETRIES = 1
 
 
 class CountingHttpClient(stripe.HTTPXClient):
-    """Counts the requests that reach the network, retries included."""
+    """Counts the requests that reach the network, retries included, and
+    notes the idempotency key each one carries."""
 
     def __init__(self) -> None:
         super().__init__(timeout=10)
         self.attempts = 0
+        self.idempotency_keys: list[str | None] = []
 
     async def request_async(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
     ) -> tuple[bytes, int, Mapping[str, str]]:
         self.attempts += 1
+        self.idempotency_keys.append(headers.get("Idempotency-Key"))
         return await super().request_async(method, url, headers, post_data)
 
 
@@ -100,6 +103,67 @@ async def test_an_unpaid_intent_is_cancelled(gateway: StripeGateway) -> None:
     cancelled = await gateway.cancel_intent(intent.id)
 
     assert (cancelled.id, cancelled.status) == (intent.id, "canceled")
+
+
+async def test_cancelling_a_paid_intent_says_it_succeeded_for_the_caller_to_refund(
+    gateway: StripeGateway, localstripe: LocalStripe
+) -> None:
+    intent = await gateway.create_intent(uuid.uuid4(), Decimal("8"), "EUR")
+    client = sdk(localstripe)
+    await client.v1.payment_intents.update_async(intent.id, {"payment_method": "pm_card_visa"})
+    await client.v1.payment_intents.confirm_async(intent.id)
+
+    answer = await gateway.cancel_intent(intent.id)
+
+    assert (answer.id, answer.status, answer.amount, answer.currency) == (
+        intent.id,
+        "succeeded",
+        800,
+        "EUR",
+    )
+
+
+async def test_cancelling_twice_is_no_error(gateway: StripeGateway) -> None:
+    intent = await gateway.create_intent(uuid.uuid4(), Decimal("5"), "EUR")
+    await gateway.cancel_intent(intent.id)
+
+    again = await gateway.cancel_intent(intent.id)
+
+    assert again.status == "canceled"
+
+
+async def test_cancelling_an_intent_the_provider_does_not_know_is_refused(
+    gateway: StripeGateway,
+) -> None:
+    with pytest.raises(PaymentRefused):
+        await gateway.cancel_intent("pi_nobody_made")
+
+
+async def test_an_intent_names_its_order_and_is_retrieved_as_made(
+    gateway: StripeGateway, localstripe: LocalStripe
+) -> None:
+    order_id = uuid.uuid4()
+    intent = await gateway.create_intent(order_id, Decimal("12.50"), "EUR")
+
+    retrieved = await gateway.retrieve_intent(intent.id)
+
+    assert retrieved == intent
+    stored = await sdk(localstripe).v1.payment_intents.retrieve_async(intent.id)
+    assert stored.metadata["order_id"] == str(order_id)
+
+
+async def test_asking_again_for_an_orders_intent_sends_the_same_idempotency_key(
+    localstripe: LocalStripe,
+) -> None:
+    http = CountingHttpClient()
+    gateway = StripeGateway(sdk(localstripe, http), CircuitBreaker(cooldown_seconds=30))
+    order_id = uuid.uuid4()
+
+    await gateway.create_intent(order_id, Decimal("10"), "EUR")
+    await gateway.create_intent(order_id, Decimal("10"), "EUR")
+
+    # Stripe answers the second with the first intent (localstripe ignores the key).
+    assert http.idempotency_keys == [f"order-{order_id}"] * 2
 
 
 async def test_a_refusal_is_no_outage(localstripe: LocalStripe) -> None:

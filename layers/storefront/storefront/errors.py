@@ -45,3 +45,11 @@ class InvalidInput(DomainError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class DependencyUnavailable(RuntimeError):
+    """A service the code depends on cannot be reached now (the payment
+    provider is down, its breaker open): no fault of the request or event at
+    hand, which may succeed when retried later. The event consumer does not
+    count such a failure against the event's deliveries, so an outage never
+    dead-letters the events that meet it."""

@@ -57,11 +57,26 @@ def _order_handlers() -> HandlerRegistry:
     return order_handlers
 
 
+def _payment_handlers() -> HandlerRegistry:
+    from storefront.payments import StripeGateway
+    from storefront.payments.handlers import payment_handlers
+
+    # One gateway per container, made on the first event that needs it.
+    return payment_handlers(container_resources, StripeGateway.from_settings)
+
+
 def _report_handlers() -> HandlerRegistry:
     from storefront.adapters.object_store import S3ObjectStore
     from storefront.reports.handlers import report_handlers
 
     return report_handlers(container_resources, S3ObjectStore.from_settings)
+
+
+def _notification_handlers() -> HandlerRegistry:
+    from storefront.notifications.handlers import notification_handlers
+    from storefront.notifications.mailer import SesMailer
+
+    return notification_handlers(container_resources, SesMailer.from_settings)
 
 
 # Every function but migrate imports this module at init: with SnapStart on,
@@ -72,7 +87,9 @@ snapstart.register_runtime_hooks()
 WORKERS: dict[str, Callable[[], HandlerRegistry]] = {
     "inventory": _inventory_handlers,
     "orders": _order_handlers,
+    "payments": _payment_handlers,
     "reports": _report_handlers,
+    "notifications": _notification_handlers,
 }
 CONSUMER_GROUPS: tuple[str, ...] = tuple(WORKERS)
 
@@ -91,13 +108,20 @@ def catalog_app(resources: ResourcesProvider = container_resources) -> FastAPI:
 
 
 def orders_app(resources: ResourcesProvider = container_resources) -> FastAPI:
-    """Orders, carts, stock (under /products/{id}/stock) and the event pipeline's admin routes."""
+    """Orders, carts, stock (under /products/{id}/stock), the event pipeline's
+    admin routes, and Stripe's webhook (signed by Stripe: not rate limited)."""
     from storefront.carts.api import router as carts
     from storefront.events.api import router as events_admin
     from storefront.inventory.api import router as stock
     from storefront.orders.api import router as orders
+    from storefront.payments.api import router as payments
 
-    app = create_api("Storefront orders", [orders, carts, stock, events_admin], resources)
+    app = create_api(
+        "Storefront orders",
+        [orders, carts, stock, events_admin],
+        resources,
+        unmetered=[payments],
+    )
     app.state.consumer_groups = CONSUMER_GROUPS
     return app
 

@@ -27,8 +27,9 @@ type or version. An event type the group has no handler for is skipped:
 every group reads every stream. Entries read but not attempted (behind a
 failure, or past the time budget) get their delivery count back with
 ``XCLAIM ... RETRYCOUNT``, so an innocent entry queued behind a failing one
-is not dead-lettered early; nor is one that met an unreachable database,
-which ends the invocation instead.
+is not dead-lettered early; nor is one that met an unreachable database or
+another unreachable dependency (:class:`~storefront.errors.DependencyUnavailable`:
+the payment provider down), which ends the invocation instead.
 
 Waiting. ``XREADGROUP ... BLOCK`` over every held partition at once (the
 streams share a hash tag), never longer than the budget left: no busy loop.
@@ -46,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storefront.adapters.database import UnitOfWork, is_unavailable
 from storefront.adapters.redis import RedisClient, create_redis
+from storefront.errors import DependencyUnavailable
 from storefront.events.delivery import (
     ConsumerStats,
     Entry,
@@ -270,7 +272,7 @@ class _Consumer:
                     return
                 failing, error = entries[run.settled], run.error
                 self.stats.failures += 1
-                if is_unavailable(error):
+                if is_unavailable(error) or isinstance(error, DependencyUnavailable):
                     # Not this entry's fault: do not count the attempt.
                     await self._undeliver(stream, entries[run.settled :])
                     raise error

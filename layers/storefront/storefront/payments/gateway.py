@@ -1,10 +1,10 @@
 """The payment provider, behind a small interface: Stripe through its SDK.
 
-The payments worker (not built yet) creates one PaymentIntent per order and
-cancels or refunds it as the order's saga decides. Its correctness rests on
-PostgreSQL, not on the provider: it records the intent id with the order in
-the same transaction as its progress, so a retried event finds the intent it
-already made.
+The payments worker (storefront.payments.handlers) creates one PaymentIntent
+per order and cancels or refunds it as the order's saga decides. Its
+correctness rests on PostgreSQL, not on the provider: it records the intent
+id with the order in the same transaction as its progress, so a retried event
+finds the intent it already made.
 
 ``stripe`` is imported where a call is made, never at module level: it
 weighs tens of milliseconds of cold start that functions making no payment
@@ -21,6 +21,7 @@ from uuid import UUID
 
 from storefront.adapters.circuit_breaker import CircuitBreaker
 from storefront.adapters.endpoints import given_or_stored_secret
+from storefront.errors import DependencyUnavailable
 from storefront.payments.amounts import minor_units
 from storefront.settings import Settings
 
@@ -35,12 +36,17 @@ class PaymentConfigurationError(RuntimeError):
     pass
 
 
-class PaymentProviderUnavailable(RuntimeError):
-    """The provider cannot be reached now (or failed just before): try later."""
+class PaymentProviderUnavailable(DependencyUnavailable):
+    """The provider cannot be reached now (or failed just before): try later.
+    The worker's event is not charged a delivery for it (storefront.events.consumer)."""
 
 
 class PaymentRefused(RuntimeError):
     """The provider answered, and said no (a bad request, a refused refund)."""
+
+
+# Where an intent cannot be cancelled any more: what cancelling it answers.
+PAST_CANCELLING = frozenset({"succeeded", "canceled", "processing"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,10 @@ class Intent:
     id: str
     client_secret: str
     status: str
+    # In the currency's minor units, as the provider counts; the currency in
+    # capitals, as orders write it.
+    amount: int
+    currency: str
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,13 @@ class PaymentGateway(Protocol):
         """One intent for the order, however often it is asked for."""
         ...
 
-    async def cancel_intent(self, intent_id: str) -> Intent: ...
+    async def retrieve_intent(self, intent_id: str) -> Intent: ...
+
+    async def cancel_intent(self, intent_id: str) -> Intent:
+        """Cancels the intent. One past cancelling comes back as it stands
+        (see :data:`PAST_CANCELLING`): ``succeeded`` is for the caller to
+        refund, ``processing`` to wait for; cancelling twice is no error."""
+        ...
 
     async def refund(self, intent_id: str) -> Refund:
         """Refunds a captured intent in full."""
@@ -106,6 +122,9 @@ class StripeGateway:
         params: PaymentIntentCreateParams = {
             "amount": minor_units(amount, currency),
             "currency": currency.lower(),
+            # The webhook's fallback to find the order of an intent it has no
+            # record of; and what the Stripe dashboard shows.
+            "metadata": {"order_id": str(order_id)},
         }
         # Stripe answers a repeated key with the first intent, so a retry after
         # a lost answer makes no second one. localstripe ignores the header,
@@ -117,8 +136,23 @@ class StripeGateway:
         )
         return _intent(intent)
 
+    async def retrieve_intent(self, intent_id: str) -> Intent:
+        intent = await self._call(lambda: self._client.v1.payment_intents.retrieve_async(intent_id))
+        return _intent(intent)
+
     async def cancel_intent(self, intent_id: str) -> Intent:
-        intent = await self._call(lambda: self._client.v1.payment_intents.cancel_async(intent_id))
+        try:
+            intent = await self._call(
+                lambda: self._client.v1.payment_intents.cancel_async(intent_id)
+            )
+        except PaymentRefused:
+            # Stripe refuses to cancel an intent that succeeded, is processing
+            # or was cancelled (payment_intent_unexpected_state; localstripe
+            # says only 400): what it is now tells the caller what to do.
+            current = await self.retrieve_intent(intent_id)
+            if current.status in PAST_CANCELLING:
+                return current
+            raise
         return _intent(intent)
 
     async def refund(self, intent_id: str) -> Refund:
@@ -151,7 +185,13 @@ class StripeGateway:
 
 
 def _intent(intent: stripe.PaymentIntent) -> Intent:
-    return Intent(id=intent.id, client_secret=intent.client_secret or "", status=intent.status)
+    return Intent(
+        id=intent.id,
+        client_secret=intent.client_secret or "",
+        status=intent.status,
+        amount=intent.amount,
+        currency=intent.currency.upper(),
+    )
 
 
 def _secret_key(settings: Settings) -> str:

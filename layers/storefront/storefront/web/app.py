@@ -23,7 +23,7 @@ from storefront.web.authentication import (
     require_admin,
     require_principal,
 )
-from storefront.web.contract import A_TOKEN, ADMIN_ONLY, NEEDS, complete
+from storefront.web.contract import A_TOKEN, ADMIN_ONLY, NEEDS, UNMETERED, complete
 from storefront.web.hardening import (
     BodySizeLimitMiddleware,
     CorsAllowListMiddleware,
@@ -46,12 +46,18 @@ def create_api(
     resources: ResourcesProvider = container_resources,
     *,
     with_health: bool = False,
+    unmetered: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """An app serving ``routers``; ``resources`` lets tests pass their own.
 
     ``with_health`` adds /health and /health/ready: one function owns those paths
     in the HTTP API (API Gateway routes a path to exactly one function). They
     are not rate limited: probes poll them, and they hold no data.
+
+    ``unmetered`` routers are served without the per-caller rate limit, and
+    take no bearer token: their callers prove who they are otherwise and
+    retry on their own (a payment provider's signed webhook, which a limit
+    would only delay).
     """
     app = FastAPI(
         title=title,
@@ -99,6 +105,9 @@ def create_api(
         # route declares its own authentication.
         _document_refusals(router)
         app.include_router(router, dependencies=[Depends(enforce_rate_limit)], responses=_BAD_TOKEN)
+    for router in unmetered:
+        _mark_unmetered(router)
+        app.include_router(router)
 
     generate = app.openapi
     completed: dict[str, Any] = {}
@@ -137,6 +146,14 @@ def _document_refusals(router: APIRouter) -> None:
             route.openapi_extra = (route.openapi_extra or {}) | {NEEDS: ADMIN_ONLY}
         for status, response in documented(**refusals).items():
             route.responses.setdefault(status, response)
+
+
+def _mark_unmetered(router: APIRouter) -> None:
+    """Tell the document (storefront.web.contract) that the router's routes
+    are neither metered nor take a token. Idempotent, like :func:`_document_refusals`."""
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            route.openapi_extra = (route.openapi_extra or {}) | {UNMETERED: True}
 
 
 def _dependency_calls(dependant: Dependant) -> set[object]:

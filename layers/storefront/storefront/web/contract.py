@@ -24,6 +24,7 @@ __all__ = [
     "LOCATION",
     "NEEDS",
     "REPLAYED",
+    "UNMETERED",
     "complete",
     "header",
     "merge",
@@ -37,6 +38,9 @@ BEARER = "bearer"
 NEEDS = "x-storefront-needs"
 ADMIN_ONLY = "admin"
 A_TOKEN = "token"  # noqa: S105  (a marker, not a secret)
+# A route served without the rate limit (create_api's ``unmetered``): no
+# RateLimit-* headers, no 429, and no use for a token.
+UNMETERED = "x-storefront-unmetered"
 
 
 def header(description: str, schema_type: str = "string") -> dict[str, Any]:
@@ -103,7 +107,11 @@ def complete(document: dict[str, Any], *, metered: bool = True) -> dict[str, Any
 
 
 def _complete_operation(operation: dict[str, Any], *, metered: bool) -> None:
-    _secure(operation, operation.pop(NEEDS, None))
+    unmetered = operation.pop(UNMETERED, False)
+    _secure(operation, operation.pop(NEEDS, None), takes_token=not unmetered)
+    if unmetered:
+        metered = False
+        operation.get("responses", {}).pop("429", None)
     for parameter in operation.get("parameters", []):
         _no_null_header(parameter)
     cached = operation.pop("x-storefront-cached", False)
@@ -123,9 +131,11 @@ def _complete_operation(operation: dict[str, Any], *, metered: bool) -> None:
                 content["schema"] = {"$ref": "#/components/schemas/Problem"}
 
 
-def _secure(operation: dict[str, Any], needs: str | None) -> None:
+def _secure(operation: dict[str, Any], needs: str | None, *, takes_token: bool = True) -> None:
     if needs in (ADMIN_ONLY, A_TOKEN):
         operation["security"] = [{BEARER: []}]
+    elif not takes_token:
+        operation["security"] = []
     else:
         # A token is optional: the caller's own rate limit, not access.
         operation["security"] = [{}, {BEARER: []}]
