@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ STARTUP_TIMEOUT = 60.0
 # How long a placed order may take to be confirmed before the saga counts as
 # broken: a bound on a functional wait, far above what it takes, not a speed test.
 SAGA_TIMEOUT = 20.0
+HOLD_SECONDS = 15
 
 
 @dataclass
@@ -74,15 +75,20 @@ class Stack:
 
     def token(self, *args: str) -> str:
         """``storefront token ARGS``, as the README has developers run it."""
-        minted = subprocess.run(
-            [sys.executable, "-m", "storefront_dev.cli", "token", *args],
+        return self.cli("token", *args).strip()
+
+    def cli(self, *args: str) -> str:
+        """``storefront ARGS``: its output."""
+        ran = subprocess.run(
+            [sys.executable, "-m", "storefront_dev.cli", *args],
             cwd=ROOT,
             env=self.environment,
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
-        return minted.stdout.strip()
+        assert ran.returncode == 0, f"storefront {' '.join(args)}: {ran.stdout}{ran.stderr}"
+        return ran.stdout
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +115,12 @@ def _running_stack(database_url: str, redis_url: str, key_prefix: str) -> Iterat
         "REDIS_KEY_PREFIX": key_prefix,
         "PYTHONUNBUFFERED": "1",
         "LOCAL_SCHEDULES": "on",  # whatever the developer's shell says: the saga needs them
+        # Short enough to watch an unpaid order expire, long enough to pay one.
+        "CHECKOUT_HOLD_SECONDS": str(HOLD_SECONDS),
+        # localstripe and moto's SES, as on a machine without a Stripe key.
+        "STRIPE_SECRET_KEY": "",
+        "STRIPE_WEBHOOK_SECRET": "",
+        "REPORTS_BUCKET": "",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "storefront_dev.cli", "run", "--port", str(port)],
@@ -269,6 +281,53 @@ def test_writes_need_a_token_through_the_gateway(stack: Stack) -> None:
     assert customer.status_code == 403
 
 
+def test_a_checkout_is_paid_confirmed_emailed_and_refunded_as_the_readme_says(
+    stack: Stack,
+) -> None:
+    """The README's walk-through: cart, checkout, `storefront pay` (the SDK on
+    localstripe), its webhook, CONFIRMED, one email; then a cancel refunds it."""
+    product_id = _stocked_product(stack, "E2E-CHECKOUT-MUG", on_hand=5)
+    order_id = _checkout(stack, "carol", product_id, quantity=2)
+
+    awaiting = _wait_for(stack, order_id, lambda order: order["payment"] is not None)
+    assert awaiting["status"] == "AWAITING_PAYMENT"
+    assert awaiting["payment"]["client_secret"].startswith(awaiting["payment"]["intent_id"])
+    paid = stack.cli("pay", order_id)
+    confirmed = _wait_for_order(stack, order_id, until={"CONFIRMED", "PAYMENT_FAILED"})
+    emails = _wait_for_emails(stack, "carol@example.com", count=1)
+
+    assert "succeeded" in paid
+    assert confirmed["status"] == "CONFIRMED"
+    assert emails == [f"Order {order_id[-8:].upper()} is confirmed"]
+    assert _stock(stack, product_id)["reserved"] == 2
+
+    cancelled = stack.client.post(f"/orders/{order_id}/cancel")
+    refunded = _wait_for(stack, order_id, lambda order: order["payment"]["refunded"])
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert refunded["status"] == "CANCELLED"
+    assert _stock(stack, product_id)["reserved"] == 0
+
+
+def test_an_unpaid_checkout_expires_and_a_declined_one_fails(stack: Stack) -> None:
+    product_id = _stocked_product(stack, "E2E-CHECKOUT-TEA", on_hand=2)
+    unpaid = _checkout(stack, "dave", product_id, quantity=1)
+    declined = _checkout(stack, "dave", product_id, quantity=1)
+    assert _stock(stack, product_id)["available"] == 0
+
+    _wait_for(stack, declined, lambda order: order["payment"] is not None)
+    stack.cli("pay", declined, "--card", "4000000000000341")
+    failed = _wait_for_order(stack, declined, until={"PAYMENT_FAILED", "CONFIRMED"})
+    expired = _wait_for_order(
+        stack, unpaid, until={"EXPIRED", "CONFIRMED"}, timeout=HOLD_SECONDS + SAGA_TIMEOUT
+    )
+
+    assert failed["status"] == "PAYMENT_FAILED"
+    assert expired["status"] == "EXPIRED"
+    assert _wait_for(stack, unpaid, lambda order: order["payment"]["status"] == "canceled")
+    assert _stock(stack, product_id)["available"] == 2  # both holds released
+    assert len(_wait_for_emails(stack, "dave@example.com", count=2)) == 2
+
+
 def test_sigint_stops_everything_cleanly(stack: Stack) -> None:
     stack.process.send_signal(signal.SIGINT)
     assert stack.process.wait(timeout=10) == 0
@@ -277,9 +336,68 @@ def test_sigint_stops_everything_cleanly(stack: Stack) -> None:
         httpx.get(f"{stack.url}/health", timeout=1)
 
 
-def _wait_for_order(stack: Stack, order_id: str, until: set[str]) -> dict[str, Any]:
-    """The order once its status is one of ``until``; fails after SAGA_TIMEOUT."""
+def _stocked_product(stack: Stack, sku: str, on_hand: int) -> str:
+    created = stack.client.post("/products", json={"sku": sku, "name": sku, "price": "9.50"})
+    assert created.status_code == 201, created.text
+    product_id = str(created.json()["id"])
+    stocked = stack.client.put(f"/products/{product_id}/stock", json={"on_hand": on_hand})
+    assert stocked.status_code == 200, stocked.text
+    return product_id
+
+
+def _stock(stack: Stack, product_id: str) -> dict[str, Any]:
+    return dict(stack.client.get(f"/products/{product_id}/stock").json())
+
+
+def _checkout(stack: Stack, subject: str, product_id: str, quantity: int) -> str:
+    """Fill the customer's cart and check it out, as the README does."""
+    customer = _bearer(stack.token("--sub", subject))
+    line = stack.client.put(
+        f"/cart/items/{product_id}", json={"quantity": quantity}, headers=customer
+    )
+    assert line.status_code == 200, line.text
+    placed = stack.client.post(
+        "/checkout",
+        json={"email": f"{subject}@example.com"},
+        headers=customer | {"Idempotency-Key": secrets.token_hex(8)},
+    )
+    assert placed.status_code == 201, placed.text
+    return str(placed.json()["id"])
+
+
+def _wait_for(
+    stack: Stack, order_id: str, condition: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The order (read as an admin) once ``condition`` holds; fails after SAGA_TIMEOUT."""
     deadline = time.monotonic() + SAGA_TIMEOUT
+    order: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        order = stack.client.get(f"/orders/{order_id}").json()
+        if condition(order):
+            return order
+        time.sleep(0.2)
+    pytest.fail(f"order {order_id} never reached the state awaited: {order}")
+
+
+def _wait_for_emails(stack: Stack, to: str, count: int) -> list[str]:
+    """The subjects of the emails sent to ``to``, once there are ``count`` of them,
+    from `storefront emails` as the README has developers run it."""
+    deadline = time.monotonic() + SAGA_TIMEOUT
+    subjects: list[str] = []
+    while time.monotonic() < deadline:
+        listed = stack.cli("emails").splitlines()
+        subjects = [line.split(": ", 1)[1] for line in listed if f"-> {to}:" in line]
+        if len(subjects) >= count:
+            return subjects
+        time.sleep(0.3)
+    pytest.fail(f"{len(subjects)} emails to {to}, not {count}: {subjects}")
+
+
+def _wait_for_order(
+    stack: Stack, order_id: str, until: set[str], timeout: float = SAGA_TIMEOUT
+) -> dict[str, Any]:
+    """The order once its status is one of ``until``; fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
     status = None
     while time.monotonic() < deadline:
         response = stack.client.get(f"/orders/{order_id}")
@@ -296,7 +414,7 @@ def _wait_for_order(stack: Stack, order_id: str, until: set[str]) -> dict[str, A
         if line.startswith("SCHEDULE") or "rror" in line or "timed out" in line
     ]
     story = "\n".join(said[-60:])
-    pytest.fail(f"order {order_id} still {status} after {SAGA_TIMEOUT} s; schedules:\n{story}")
+    pytest.fail(f"order {order_id} still {status} after {timeout} s; schedules:\n{story}")
 
 
 def _bearer(token: str) -> dict[str, str]:

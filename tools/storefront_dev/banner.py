@@ -85,6 +85,17 @@ def banner(stack: StackView) -> str:
             f"      {customer} -H 'content-type: application/json' \\",
             f"""      -d '{{"items": [{{"product_id": "{product}", "quantity": 2}}]}}'""",
             f"    curl {url}/orders/<order id> {customer}   # PENDING, then CONFIRMED",
+            "",
+            "  Checkout (cart -> order awaiting payment -> pay -> CONFIRMED -> email):",
+            f"    curl -X PUT {url}/cart/items/{product} \\",
+            f"      {customer} -H 'content-type: application/json' -d '{{\"quantity\": 1}}'",
+            f"    curl -i -X POST {url}/checkout \\",
+            f"      {customer} -H 'content-type: application/json' \\",
+            """      -H "Idempotency-Key: $(date +%s%N)" -d '{"email": "alice@example.com"}'""",
+            f"    curl {url}/orders/<order id> {customer}   # payment.client_secret appears",
+            "    .venv/bin/storefront pay <order id>        # card 4242... on localstripe",
+            f"    curl {url}/orders/<order id> {customer}   # CONFIRMED",
+            "    .venv/bin/storefront emails                # the confirmation email",
         ]
     lines.append("")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ import argparse
 import json
 from typing import Any
 
-__all__ = ["add_payment_commands"]
+__all__ = ["add_payment_commands", "sent_messages"]
 
 ACCEPTED_CARD = "4242424242424242"
 
@@ -76,7 +76,11 @@ def _pay(args: argparse.Namespace) -> int:
     )
     intents = client.v1.payment_intents
     intents.update(payment["intent_id"], params={"payment_method": method.id})
-    paid = intents.confirm(payment["intent_id"])
+    try:
+        paid = intents.confirm(payment["intent_id"])
+    except stripe.CardError as declined:
+        print(f"{payment['intent_id']}: declined ({declined.user_message}); the webhook follows")
+        return 0
     print(f"{paid.id}: {paid.status}; the webhook follows within seconds")
     return 0
 
@@ -85,12 +89,16 @@ def _emails(args: argparse.Namespace) -> int:
     import httpx
 
     data = httpx.get(f"{_services()['moto_url']}/moto-api/data.json", timeout=10).json()
-    for message in _sent_messages(data):
-        print(json.dumps(message, indent=2, default=str))
+    messages = sent_messages(data)
+    for message in messages:
+        to = ", ".join(message["destinations"].get("ToAddresses", []))
+        print(f"{message['source']} -> {to}: {message['subject']}")
+    print(f"{len(messages)} email(s)")
     return 0
 
 
-def _sent_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The messages of moto's SES model data (``/moto-api/data.json``)."""
-    ses = data.get("ses", {})
-    return [message for messages in ses.values() for message in messages] if ses else []
+def sent_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The emails in moto's model data (``/moto-api/data.json``): SES v1 and
+    v2 sends both land in its ``ses`` backend's ``Message`` list."""
+    found: list[dict[str, Any]] = data.get("ses", {}).get("Message", [])
+    return found

@@ -84,6 +84,8 @@ class OrderPayment(BaseModel):
     intent_id: str
     status: str
     client_secret: str
+    # The captured amount was given back (a cancel after the payment).
+    refunded: bool
 
 
 class OrderItem(BaseModel):

@@ -24,6 +24,8 @@ class Payment(BaseModel):
     # The PaymentIntent's status as last heard from the provider.
     status: str
     client_secret: str
+    # Refunded: the order was cancelled, or ended otherwise, after the capture.
+    refunded: bool = False
 
 
 async def payments_of(
@@ -36,11 +38,15 @@ async def payments_of(
             payment_intents.c.intent_id,
             payment_intents.c.status,
             payment_intents.c.client_secret,
+            payment_intents.c.refund_id,
         ).where(payment_intents.c.order_id.in_(list(order_ids)))
     )
     return {
         row.order_id: Payment(
-            intent_id=row.intent_id, status=row.status, client_secret=row.client_secret
+            intent_id=row.intent_id,
+            status=row.status,
+            client_secret=row.client_secret,
+            refunded=row.refund_id is not None,
         )
         for row in rows
     }
