@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,6 @@ import boto3
 import httpx
 import pytest
 from fastapi import FastAPI
-from moto import mock_aws
 
 from storefront import wiring
 from storefront.adapters.endpoints import read_secret
@@ -26,7 +26,7 @@ from storefront.payments.service import request_payment
 from storefront.payments.unit_of_work import SqlPaymentsUnitOfWork
 from storefront.resources import Resources
 from storefront.settings import Settings
-from storefront_dev.embedded import free_port
+from storefront_dev.embedded import EmbeddedS3, free_port
 from tests.payments.conftest import TEST_SECRET_KEY, LocalStripe
 from tests.payments.shop import (
     SECRET,
@@ -406,16 +406,18 @@ async def test_neither_the_signing_secret_nor_the_client_secret_is_logged(
 
 
 @pytest.fixture
-def stored_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def stored_secret(monkeypatch: pytest.MonkeyPatch, s3: EmbeddedS3) -> Iterator[str]:
+    """A secret in the session's moto server (it serves every AWS service).
+    Not ``mock_aws``: leaving it resets moto's state in this process, the
+    session's S3 bucket included."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", s3.url)
     read_secret.cache_clear()
-    with mock_aws():
-        created = boto3.client("secretsmanager").create_secret(
-            Name="storefront/stripe-webhook", SecretString=json.dumps({"secret": SECRET})
-        )
-        yield created["ARN"]
+    created = boto3.client("secretsmanager").create_secret(
+        Name=f"storefront/stripe-webhook-{uuid.uuid4()}",
+        SecretString=json.dumps({"secret": SECRET}),
+    )
+    yield created["ARN"]
     read_secret.cache_clear()
 
 
