@@ -6,91 +6,26 @@ skipping them: a skipped payment suite would pass for the wrong reason.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from storefront.resources import Resources
-from storefront_dev.embedded import free_port
+from storefront_dev.embedded import EmbeddedStripe, start_localstripe
+
+# The tests' name for it: a localstripe process they may stop and restart.
+LocalStripe = EmbeddedStripe
 
 # Any key works with localstripe; it only has to look like a test key.
 TEST_SECRET_KEY = "sk_test_storefront"
 
 
-def _executable() -> str:
-    # The venv's scripts sit beside its python, which need not be on PATH.
-    found = shutil.which("localstripe", path=str(Path(sys.executable).parent))
-    found = found or shutil.which("localstripe")
-    if found is None:
-        pytest.fail(
-            "the localstripe executable is missing: it is a dev dependency "
-            "(pip install -r requirements-dev.lock)",
-            pytrace=False,
-        )
-    return found
-
-
-class LocalStripe:
-    """One localstripe process on a fixed port, which the tests may stop and restart."""
-
-    def __init__(self, executable: str, port: int) -> None:
-        self.executable = executable
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        # --from-scratch: it would otherwise load the state another run left
-        # in /tmp/localstripe.pickle.
-        self.process = subprocess.Popen(
-            [self.executable, "--port", str(self.port), "--from-scratch"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self._wait_until_listening(self.process)
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def _wait_until_listening(self, process: subprocess.Popen[bytes]) -> None:
-        # A bound on how long to wait for start-up, not a measurement.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"localstripe exited with code {process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        process.kill()
-        raise RuntimeError(f"localstripe did not listen on port {self.port}")
-
-
 @contextmanager
 def running_localstripe() -> Iterator[LocalStripe]:
     """A localstripe of its own on a free port, stopped when the block ends."""
-    server = LocalStripe(_executable(), free_port())
-    server.start()
+    server = start_localstripe()
     try:
         yield server
     finally:

@@ -12,6 +12,7 @@ or OrderCancelled, finds the intent captured and refunds it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 from storefront.events.envelope import Event
 from storefront.events.handlers import HandlerRegistry
@@ -20,6 +21,8 @@ from storefront.orders.domain import OrderStatus
 from storefront.orders.events import OrderConfirmed, OrderPaymentFailed, OrderRejected
 from storefront.orders.unit_of_work import OrdersUnitOfWork, SqlOrdersUnitOfWork
 from storefront.payments.events import PaymentFailed, PaymentSucceeded
+
+AWAITING = OrderStatus.AWAITING_PAYMENT
 
 order_handlers = HandlerRegistry(
     unit_of_work=lambda run, settings: SqlOrdersUnitOfWork.on(run.connection, settings)
@@ -46,19 +49,35 @@ async def confirm_orders(
     ]
 
 
+async def _move(
+    uow: OrdersUnitOfWork,
+    order_id: UUID,
+    *,
+    only_from: OrderStatus,
+    to: OrderStatus,
+    reason: str | None = None,
+) -> bool:
+    """Lock the order and move it to ``to`` if it is still ``only_from``."""
+    statuses = await uow.orders.lock_statuses([order_id])
+    if statuses.get(order_id) is not only_from:
+        return False
+    await uow.orders.set_status([order_id], to, reason)
+    return True
+
+
 @order_handlers.on(StockRejected)
 async def reject_order(
     payload: StockRejected, event: Event, uow: OrdersUnitOfWork
 ) -> Sequence[Event]:
     order_id = payload.order_id
-    statuses = await uow.orders.lock_statuses([order_id])
-    if statuses.get(order_id) is not OrderStatus.PENDING:
-        return []
     reason = "not enough stock: " + ", ".join(
         f"{s.product_id} ({s.requested} requested, {s.available} available)"
         for s in payload.shortages
     )
-    await uow.orders.set_status([order_id], OrderStatus.REJECTED, reason)
+    if not await _move(
+        uow, order_id, only_from=OrderStatus.PENDING, to=OrderStatus.REJECTED, reason=reason
+    ):
+        return []
     return [Event.of(OrderRejected(order_id=order_id, reason=reason), order_id, caused_by=event)]
 
 
@@ -67,10 +86,8 @@ async def confirm_paid_order(
     payload: PaymentSucceeded, event: Event, uow: OrdersUnitOfWork
 ) -> Sequence[Event]:
     order_id = payload.order_id
-    statuses = await uow.orders.lock_statuses([order_id])
-    if statuses.get(order_id) is not OrderStatus.AWAITING_PAYMENT:
+    if not await _move(uow, order_id, only_from=AWAITING, to=OrderStatus.CONFIRMED):
         return []
-    await uow.orders.set_status([order_id], OrderStatus.CONFIRMED)
     return [Event.of(OrderConfirmed(order_id=order_id), order_id, caused_by=event)]
 
 
@@ -78,10 +95,10 @@ async def confirm_paid_order(
 async def fail_unpaid_order(
     payload: PaymentFailed, event: Event, uow: OrdersUnitOfWork
 ) -> Sequence[Event]:
-    order_id = payload.order_id
-    statuses = await uow.orders.lock_statuses([order_id])
-    if statuses.get(order_id) is not OrderStatus.AWAITING_PAYMENT:
+    order_id, reason = payload.order_id, payload.reason
+    if not await _move(
+        uow, order_id, only_from=AWAITING, to=OrderStatus.PAYMENT_FAILED, reason=reason
+    ):
         return []
-    await uow.orders.set_status([order_id], OrderStatus.PAYMENT_FAILED, payload.reason)
-    failed = OrderPaymentFailed(order_id=order_id, reason=payload.reason)
+    failed = OrderPaymentFailed(order_id=order_id, reason=reason)
     return [Event.of(failed, order_id, caused_by=event)]
