@@ -120,7 +120,14 @@ async def fragile_client(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Resources]]:
     fragile = Resources.from_settings(
         settings.model_copy(
-            update={"redis_url": own_redis.url, "cache_breaker_cooldown_seconds": cooldown}
+            update={
+                "redis_url": own_redis.url,
+                "cache_breaker_cooldown_seconds": cooldown,
+                # The admin writes on after Redis stops: these tests are about
+                # the cache. By default an admin token whose revocation cannot
+                # be read is refused (tests/integration/test_token_revocation.py).
+                "auth_revocation_fail_closed": "never",
+            }
         )
     )
     async with asgi_client(wiring.catalog_app(lambda: fragile), admin_headers) as client:

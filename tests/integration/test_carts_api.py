@@ -399,14 +399,17 @@ async def test_redis_down_makes_cart_routes_503_while_the_catalog_serves(
     async with (
         asgi_client(catalog_app, admin_headers) as shop,
         asgi_client(orders_app, customer_headers("alice")) as alice,
+        # A customer browses: an admin's token, unchecked for revocation with
+        # Redis down, is refused (AUTH_REVOCATION_FAIL_CLOSED).
+        asgi_client(catalog_app, customer_headers("alice")) as browsing,
     ):
         mug = await product(shop, "mug")
         assert (await put(alice, mug, 1)).status_code == 200
 
         own_redis.stop()
         answers = await cart_answers(alice, mug)
-        products = await shop.get("/products")
-        one = await shop.get(f"/products/{mug}")
+        products = await browsing.get("/products")
+        one = await browsing.get(f"/products/{mug}")
 
     assert_unavailable(answers, retry_after=1)
     assert (products.status_code, one.status_code) == (200, 200)
@@ -444,13 +447,15 @@ async def test_while_the_breaker_is_open_carts_answer_503_without_asking_redis(
     async with (
         asgi_client(catalog_app, admin_headers) as shop,
         asgi_client(orders_app, customer_headers("alice")) as alice,
+        asgi_client(catalog_app, customer_headers("alice")) as browsing,
     ):
         mug = await product(shop, "mug")
         own_redis.stop()
         # Each pays the failure once and opens its breakers: the limiter's and
-        # the carts' (a cart read), the cache's (a product read).
+        # the carts' (a cart read), the cache's (a product read; a customer's,
+        # as an admin's token is refused while its revocation is unknown).
         await alice.get("/cart")
-        await shop.get(f"/products/{mug}")
+        await browsing.get(f"/products/{mug}")
         calls = 0
         original = resources.redis.execute_command
 

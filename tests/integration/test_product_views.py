@@ -104,7 +104,8 @@ async def test_a_caller_counts_once_per_product_per_window(
 
     assert {answer.status_code for answer in answers} == {202}
     assert await flushed(resources) == {mug: 1, tea: 2}
-    seen = [key async for key in resources.redis.scan_iter(match="*{views}:seen:*")]
+    prefix = resources.settings.redis_key_prefix
+    seen = [key async for key in resources.redis.scan_iter(match=f"{prefix}{{views}}:seen:*")]
     assert len(seen) == 3
     window = resources.settings.views_dedupe_seconds
     ttls = [await resources.redis.ttl(key) for key in seen]

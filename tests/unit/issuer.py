@@ -151,6 +151,18 @@ def refused_tokens(keys: Keys) -> dict[str, tuple[str, str]]:
         "no expiry": (keys.rsa.sign(claims(exp=None)), "missing_claim"),
         "no audience": (keys.rsa.sign(claims(aud=None)), "missing_claim"),
         "no subject": (keys.rsa.sign(claims(sub=None)), "missing_claim"),
+        "no iat": (keys.rsa.sign(claims(iat=None)), "missing_claim"),
+        # Past the 30 s leeway.
+        "issued in the future": (keys.rsa.sign(claims(iat=now + 120)), "issued_in_future"),
+        # A day (AUTH_MAX_TOKEN_LIFETIME_SECONDS' default) and a second.
+        "lives too long": (
+            keys.rsa.sign(claims(iat=now - 1, exp=now + 86_400)),
+            "lifetime_too_long",
+        ),
+        "lives ten years": (
+            keys.rsa.sign(claims(exp=now + 10 * 365 * 86_400)),
+            "lifetime_too_long",
+        ),
         "empty subject": (keys.rsa.sign(claims(sub="")), "bad_subject"),
         # A NUL cannot be stored in PostgreSQL text: it would fail every query.
         "subject with a NUL": (keys.rsa.sign(claims(sub="al\x00ice")), "bad_subject"),
@@ -178,6 +190,10 @@ REFUSED_CASES = [
     "no expiry",
     "no audience",
     "no subject",
+    "no iat",
+    "issued in the future",
+    "lives too long",
+    "lives ten years",
     "empty subject",
     "alg none",
     "HS256 with the RS256 public key",

@@ -22,7 +22,7 @@ from moto import mock_aws
 from storefront.adapters.endpoints import read_secret
 from storefront.auth.errors import AuthConfigurationError, InvalidToken, KeysUnavailable
 from storefront.auth.jwks import JwksKeys
-from storefront.auth.principal import Principal
+from storefront.auth.principal import IssuedToken, Principal
 from storefront.auth.tokens import TokenPolicy, TokenVerifier
 from storefront.settings import Settings
 from storefront_dev.embedded import free_port
@@ -246,3 +246,65 @@ def test_configuration_that_cannot_verify_is_refused(
 def test_an_unknown_algorithm_is_refused_by_the_settings() -> None:
     with pytest.raises(ValueError, match="auth_algorithms"):
         Settings(auth_algorithms="none")
+
+
+async def test_the_refusals_of_iat_and_lifetime_say_what_is_wrong(
+    issuer: JwksServer, keys: Keys
+) -> None:
+    now = int(time.time())
+    expected = {
+        "no iat": "The token lacks the iat claim.",
+        "issued in the future": "The token's iat is in the future.",
+        "lives too long": "The token lives longer than the 86400 s allowed (exp - iat).",
+    }
+    check = verifier(issuer)
+    for case, description in expected.items():
+        token, _ = refused_tokens(keys)[case]
+        with pytest.raises(InvalidToken) as refused:
+            await check.verify(token)
+        assert refused.value.description == description
+
+    # At the edges: a day exactly, and an iat inside the leeway.
+    assert await check.verify(keys.rsa.sign(claims(iat=now, exp=now + 86_400)))
+    assert await check.verify(keys.rsa.sign(claims(iat=now + 20)))
+
+
+async def test_the_maximum_lifetime_is_a_setting(issuer: JwksServer, keys: Keys) -> None:
+    now = int(time.time())
+    two_hours = keys.rsa.sign(claims(iat=now, exp=now + 7200))
+    assert await verifier(issuer).verify(two_hours)
+
+    with pytest.raises(InvalidToken) as refused:
+        await verifier(issuer, auth_max_token_lifetime_seconds=3600).verify(two_hours)
+    assert refused.value.reason == "lifetime_too_long"
+    assert "3600 s" in refused.value.description
+
+
+async def test_without_required_iat_the_lifetime_counts_from_now(
+    issuer: JwksServer, keys: Keys
+) -> None:
+    now = int(time.time())
+    lenient = verifier(issuer, auth_require_iat=False)
+
+    principal = await lenient.verify(keys.rsa.sign(claims(iat=None, exp=now + 3600)))
+    assert principal.token is not None
+    assert principal.token.issued_at is None
+    with pytest.raises(InvalidToken) as refused:
+        await lenient.verify(keys.rsa.sign(claims(iat=None, exp=now + 2 * 86_400)))
+    assert refused.value.reason == "lifetime_too_long"
+    with pytest.raises(InvalidToken, match="issued_in_future"):
+        await lenient.verify(keys.rsa.sign(claims(iat=now + 120)))
+
+
+async def test_the_principal_carries_what_revocation_needs(issuer: JwksServer, keys: Keys) -> None:
+    now = int(time.time())
+    principal = await verifier(issuer).verify(
+        keys.rsa.sign(claims(iat=now - 5, exp=now + 60, jti="token-1"))
+    )
+    assert principal.token == IssuedToken(now + 60, issued_at=now - 5, token_id="token-1")
+
+    without_jti = await verifier(issuer).verify(keys.rsa.sign(claims()))
+    assert without_jti.token is not None
+    assert without_jti.token.token_id is None
+    # The token is not part of who the caller is.
+    assert principal == Principal("alice")

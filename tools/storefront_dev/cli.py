@@ -40,11 +40,12 @@ def _token(args: argparse.Namespace) -> int:
 
     try:
         auth = local_auth(Settings(), project_root())
+        token = mint_token(auth, args.sub, admin=args.admin, ttl_seconds=args.ttl)
     except (NotMintable, StartupError) as error:
         print(f"storefront token: {error}", file=sys.stderr)
         return 2
     # Only the token on stdout, so TOKEN=$(storefront token ...) captures it whole.
-    print(mint_token(auth, args.sub, admin=args.admin, ttl_seconds=args.ttl))
+    print(token)
     return 0
 
 

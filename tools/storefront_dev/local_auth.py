@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,8 @@ DEFAULT_TTL_SECONDS = 3600
 
 
 class NotMintable(Exception):
-    """The configuration trusts a real issuer; the message says which."""
+    """The configuration trusts a real issuer, or the token asked for would be
+    refused; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class LocalAuth:
     audience: str
     admin_claim: str
     admin_value: str
+    # The longest lifetime the API accepts (AUTH_MAX_TOKEN_LIFETIME_SECONDS).
+    max_lifetime_seconds: int = 86_400
 
     def settings(self) -> dict[str, Any]:
         """The ``Settings`` fields that verify these tokens (``Settings(**auth.settings())``)."""
@@ -98,6 +102,7 @@ def local_auth(settings: Settings, root: Path) -> LocalAuth:
         audience=settings.auth_audience or LOCAL_AUDIENCE,
         admin_claim=settings.auth_admin_claim,
         admin_value=settings.auth_admin_value,
+        max_lifetime_seconds=settings.auth_max_token_lifetime_seconds,
     )
 
 
@@ -118,6 +123,14 @@ def mint_token(
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
     extra_claims: Mapping[str, object] | None = None,
 ) -> str:
+    """A token as the API accepts it: ``iat`` now, a ``jti`` of its own (so
+    ``POST /auth/logout`` revokes this token alone), and ``ttl_seconds`` of
+    life, which must fit ``AUTH_MAX_TOKEN_LIFETIME_SECONDS``."""
+    if ttl_seconds > auth.max_lifetime_seconds:
+        raise NotMintable(
+            f"a lifetime of {ttl_seconds} s is over AUTH_MAX_TOKEN_LIFETIME_SECONDS "
+            f"({auth.max_lifetime_seconds} s): the API would refuse the token"
+        )
     now = int(time.time())
     claims: dict[str, object] = {
         "sub": subject,
@@ -126,6 +139,7 @@ def mint_token(
         "iat": now,
         "nbf": now,
         "exp": now + ttl_seconds,
+        "jti": uuid.uuid4().hex,
     }
     if admin:
         claims[auth.admin_claim] = [auth.admin_value]

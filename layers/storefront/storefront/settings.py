@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     # Admin: the claim lists (or, as a string, names) this value.
     auth_admin_claim: str = "cognito:groups"
     auth_admin_value: str = "admin"
+    # The longest a token may live (exp - iat): longer ones are refused. It
+    # also bounds how long "revoke every token of a subject" is kept in Redis.
+    # Cognito's access and ID tokens last five minutes to a day.
+    auth_max_token_lifetime_seconds: int = Field(86_400, ge=60)
+    # Refuse tokens without iat. Off, a token's lifetime is bounded from now
+    # instead (exp - now, within the maximum and the leeway).
+    auth_require_iat: bool = True
+    # When Redis cannot say whether a token was revoked (storefront.auth.
+    # revocation): "admin" refuses admin tokens with 503 and lets customers'
+    # pass, "always" refuses every token, "never" lets every one pass.
+    auth_revocation_fail_closed: Literal["never", "admin", "always"] = "admin"
 
     @property
     def auth_algorithm_names(self) -> tuple[str, ...]:

@@ -109,16 +109,18 @@ def catalog_app(resources: ResourcesProvider = container_resources) -> FastAPI:
 
 def orders_app(resources: ResourcesProvider = container_resources) -> FastAPI:
     """Orders, carts, stock (under /products/{id}/stock), the event pipeline's
-    admin routes, and Stripe's webhook (signed by Stripe: not rate limited)."""
+    admin routes, token revocation (logout, and an admin's for a customer),
+    and Stripe's webhook (signed by Stripe: not rate limited)."""
     from storefront.carts.api import router as carts
     from storefront.events.api import router as events_admin
     from storefront.inventory.api import router as stock
     from storefront.orders.api import router as orders
     from storefront.payments.api import router as payments
+    from storefront.web.token_revocation import router as token_revocation
 
     app = create_api(
         "Storefront orders",
-        [orders, carts, stock, events_admin],
+        [orders, carts, stock, events_admin, token_revocation],
         resources,
         unmetered=[payments],
     )

@@ -7,8 +7,14 @@ What the configuration accepts is all that is accepted:
   algorithms are never configured together, and the key is chosen by the
   configuration's kind, not the token's: an HS256 token "signed" with the
   issuer's public key is refused as an algorithm we do not accept.
-- ``exp``, ``iss``, ``aud`` and ``sub`` must be present; ``exp`` and ``nbf`` are
-  checked with a small leeway for clock skew; ``iss`` and ``aud`` must match.
+- ``exp``, ``iss``, ``aud``, ``sub`` and (``AUTH_REQUIRE_IAT``, on by default)
+  ``iat`` must be present; ``exp``, ``nbf`` and ``iat`` are checked with a
+  small leeway for clock skew (an ``iat`` in the future is refused); ``iss``
+  and ``aud`` must match.
+- A token may live ``AUTH_MAX_TOKEN_LIFETIME_SECONDS`` at most (``exp - iat``;
+  without ``iat``, ``exp`` may be that far from now at most): a token that
+  would be valid for ten years is refused, and revoking a subject's tokens
+  needs keeping for that long only (:mod:`storefront.auth.revocation`).
 - Keys: the issuer's JWKS for RS*/ES* (see :mod:`storefront.auth.jwks`), or a
   secret for HS* -- ``AUTH_HS256_SECRET`` locally, ``AUTH_SECRET_ARN`` (read
   once per container from Secrets Manager) when deployed.
@@ -16,6 +22,7 @@ What the configuration accepts is all that is accepted:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +34,7 @@ from jwt.exceptions import (
     ImmatureSignatureError,
     InvalidAlgorithmError,
     InvalidAudienceError,
+    InvalidIssuedAtError,
     InvalidIssuerError,
     InvalidKeyError,
     InvalidSignatureError,
@@ -37,7 +45,7 @@ from jwt.exceptions import (
 from storefront.adapters.endpoints import given_or_stored_secret
 from storefront.auth.errors import AuthConfigurationError, InvalidToken
 from storefront.auth.jwks import JwksKeys, UnknownKey
-from storefront.auth.principal import Principal
+from storefront.auth.principal import IssuedToken, Principal
 from storefront.settings import Settings
 
 __all__ = ["HMAC_ALGORITHMS", "TokenPolicy", "TokenVerifier", "principal_of"]
@@ -50,12 +58,13 @@ MIN_SECRET_BYTES = 32
 MAX_TOKEN_LENGTH = 8192
 # orders.customer_id holds the subject.
 MAX_SUBJECT_LENGTH = 200
-REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
+REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 
 # First match wins: InvalidSignatureError is a DecodeError, everything a PyJWTError.
 _REFUSALS: tuple[tuple[type[Exception], str, str], ...] = (
     (ExpiredSignatureError, "expired", "The token has expired."),
     (ImmatureSignatureError, "not_yet_valid", "The token is not valid yet."),
+    (InvalidIssuedAtError, "malformed", "The token's iat claim is not a number."),
     (InvalidAudienceError, "wrong_audience", "The token is meant for another audience."),
     (InvalidIssuerError, "wrong_issuer", "The token comes from another issuer."),
     (InvalidSignatureError, "bad_signature", "The token's signature is invalid."),
@@ -74,6 +83,8 @@ class TokenPolicy:
     leeway_seconds: int = 30
     admin_claim: str = "cognito:groups"
     admin_value: str = "admin"
+    max_lifetime_seconds: int = 86_400
+    require_iat: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenPolicy:
@@ -91,11 +102,17 @@ class TokenPolicy:
             leeway_seconds=settings.auth_leeway_seconds,
             admin_claim=settings.auth_admin_claim,
             admin_value=settings.auth_admin_value,
+            max_lifetime_seconds=settings.auth_max_token_lifetime_seconds,
+            require_iat=settings.auth_require_iat,
         )
 
     @property
     def uses_hmac(self) -> bool:
         return set(self.algorithms) <= HMAC_ALGORITHMS
+
+    @property
+    def required_claims(self) -> list[str]:
+        return [*REQUIRED_CLAIMS, "iat"] if self.require_iat else list(REQUIRED_CLAIMS)
 
 
 class TokenVerifier:
@@ -136,10 +153,14 @@ class TokenVerifier:
                 audience=self.policy.audience,
                 issuer=self.policy.issuer,
                 leeway=self.policy.leeway_seconds,
-                options={"require": REQUIRED_CLAIMS, "enforce_minimum_key_length": True},
+                options={
+                    "require": self.policy.required_claims,
+                    "enforce_minimum_key_length": True,
+                },
             )
         except PyJWTError as error:
             raise _refusal(error) from None
+        _check_lifetime(claims, self.policy, time.time())
         return principal_of(claims, self.policy)
 
     async def _key_for(self, header: Mapping[str, Any]) -> str | PyJWK:
@@ -167,7 +188,38 @@ def principal_of(claims: Mapping[str, Any], policy: TokenPolicy) -> Principal:
         or "\x00" in subject
     ):
         raise InvalidToken("bad_subject", "The token's subject is invalid.")
-    return Principal(subject, is_admin=_grants(claims.get(policy.admin_claim), policy.admin_value))
+    return Principal(
+        subject,
+        is_admin=_grants(claims.get(policy.admin_claim), policy.admin_value),
+        token=_issued_token(claims),
+    )
+
+
+def _issued_token(claims: Mapping[str, Any]) -> IssuedToken:
+    # PyJWT has checked exp and iat are numbers (iat when present) and jti a
+    # string (when present).
+    issued_at = claims.get("iat")
+    token_id = claims.get("jti")
+    return IssuedToken(
+        expires_at=int(claims["exp"]),
+        issued_at=None if issued_at is None else int(issued_at),
+        token_id=token_id if isinstance(token_id, str) and token_id else None,
+    )
+
+
+def _check_lifetime(claims: Mapping[str, Any], policy: TokenPolicy, now: float) -> None:
+    """Refuse a token that lives longer than the policy's maximum."""
+    expires_at = int(claims["exp"])
+    issued_at = claims.get("iat")
+    if issued_at is not None:
+        too_long = expires_at - int(issued_at) > policy.max_lifetime_seconds
+    else:
+        too_long = expires_at - now > policy.max_lifetime_seconds + policy.leeway_seconds
+    if too_long:
+        raise InvalidToken(
+            "lifetime_too_long",
+            f"The token lives longer than the {policy.max_lifetime_seconds} s allowed (exp - iat).",
+        )
 
 
 def _grants(claim: object, value: str) -> bool:
@@ -186,6 +238,11 @@ def _header_of(token: str) -> dict[str, Any]:
 
 
 def _refusal(error: PyJWTError) -> InvalidToken:
+    # The claim's name is ours (the required list), never the token's text.
+    if isinstance(error, MissingRequiredClaimError):
+        return InvalidToken("missing_claim", f"The token lacks the {error.claim} claim.")
+    if isinstance(error, ImmatureSignatureError) and "(iat)" in str(error):
+        return InvalidToken("issued_in_future", "The token's iat is in the future.")
     for kind, reason, description in _REFUSALS:
         if isinstance(error, kind):
             return InvalidToken(reason, description)

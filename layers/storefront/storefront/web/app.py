@@ -19,6 +19,7 @@ from storefront.web import health
 from storefront.web.authentication import (
     NotAnAdmin,
     Unauthenticated,
+    ensure_not_revoked,
     optional_principal,
     require_admin,
     require_principal,
@@ -199,6 +200,10 @@ async def _refusal(request: Request) -> DomainError | None:
         return None
     try:
         principal = await optional_principal(request)
+        if principal is not None:
+            # A body that is not JSON is refused before the limiter ran, so
+            # nothing read the token's revocation yet.
+            await ensure_not_revoked(request, principal)
     except DomainError as refused:
         return refused
     if principal is None:

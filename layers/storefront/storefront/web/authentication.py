@@ -9,32 +9,52 @@ Each sets ``request.state.principal`` (None for an anonymous caller), which the
 rate limiter reads. A 401 carries ``WWW-Authenticate: Bearer`` (RFC 6750), with
 ``error="invalid_token"`` and a short description when a token was given; the
 token itself is never echoed, and only the refusal's class is logged.
+
+**Revoked tokens** (:mod:`storefront.auth.revocation`). Whether a verified
+token was revoked is read in the rate limiter's round trip, which runs before
+any route (every metered route depends on it, ahead of its own dependencies):
+the limiter GETs :func:`revocation_keys` with its script and hands the replies
+to :func:`settle_revocation`, which answers 401 for a revoked token. When
+Redis cannot tell, ``AUTH_REVOCATION_FAIL_CLOSED`` decides: 503 with
+Retry-After (fail closed), or the token passes (fail open, counted by the
+``RevocationCheckFailOpen`` metric). An answer given before the limiter ran
+(a body that is not JSON) asks Redis itself: :func:`ensure_not_revoked`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
 from storefront.auth.errors import InvalidToken, KeysUnavailable
 from storefront.auth.principal import Principal
+from storefront.auth.revocation import TokenRevocations, Verdict
 from storefront.errors import DomainError, Forbidden
-from storefront.observability import logger
+from storefront.observability import logger, metrics
 from storefront.web.dependencies import get_resources
 
 if TYPE_CHECKING:
     from storefront.auth.tokens import TokenVerifier
 
 __all__ = [
+    "REVOCATION_FAIL_OPEN_METRIC",
     "AdminPrincipal",
     "Customer",
+    "ensure_not_revoked",
     "optional_principal",
     "require_admin",
     "require_principal",
+    "revocation_keys",
+    "revocations",
+    "settle_revocation",
 ]
 
 KEYS_RETRY_AFTER_SECONDS = 5
+REVOCATION_FAIL_OPEN_METRIC = "RevocationCheckFailOpen"
+# request.state: the principal's token was found not revoked (or let pass).
+_SETTLED = "revocation_settled"
 
 
 class Unauthenticated(DomainError):
@@ -56,9 +76,14 @@ class AuthenticationUnavailable(DomainError):
     status = 503
     title = "Service unavailable"
 
-    def __init__(self) -> None:
-        super().__init__("Tokens cannot be verified right now; retry shortly.")
+    def __init__(self, detail: str = "Tokens cannot be verified right now; retry shortly.") -> None:
+        super().__init__(detail)
         self.headers = {"Retry-After": str(KEYS_RETRY_AFTER_SECONDS)}
+
+
+def token_revoked() -> Unauthenticated:
+    challenge = 'Bearer error="invalid_token", error_description="token revoked"'
+    return Unauthenticated("The token has been revoked.", challenge)
 
 
 async def optional_principal(request: Request) -> Principal | None:
@@ -107,6 +132,60 @@ async def require_admin(
 
 Customer = Annotated[Principal, Depends(require_principal)]
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+
+
+async def revocations(request: Request) -> TokenRevocations:
+    """The container's revocation store, on the resources' Redis client."""
+    resources = await get_resources(request)
+    store: TokenRevocations | None = getattr(request.app.state, "token_revocations", None)
+    # Rebuilt if the resources were closed and reopened, as the limiter is.
+    if store is None or store.redis is not resources.redis:
+        store = request.app.state.token_revocations = TokenRevocations(
+            resources.redis, resources.settings
+        )
+    return store
+
+
+async def revocation_keys(request: Request, principal: Principal | None) -> list[str]:
+    """The keys the limiter reads for :func:`settle_revocation` (none for
+    an anonymous caller)."""
+    if principal is None:
+        return []
+    return (await revocations(request)).keys_of(principal)
+
+
+async def settle_revocation(
+    request: Request, principal: Principal, values: Mapping[str, bytes | None]
+) -> None:
+    """401 for a revoked token, and 503 (or a pass) when ``values`` lack a
+    key: Redis could not be read."""
+    verdict = (await revocations(request)).verdict(principal, values)
+    await _settle(request, principal, verdict)
+
+
+async def ensure_not_revoked(request: Request, principal: Principal) -> None:
+    """:func:`settle_revocation`, asking Redis itself unless it was done
+    for this request already."""
+    if getattr(request.state, _SETTLED, False):
+        return
+    verdict = await (await revocations(request)).check(principal)
+    await _settle(request, principal, verdict)
+
+
+async def _settle(request: Request, principal: Principal, verdict: Verdict) -> None:
+    if verdict is Verdict.REVOKED:
+        logger.info("token refused", extra={"reason": "revoked"})
+        raise token_revoked()
+    if verdict is Verdict.UNKNOWN:
+        policy = (await get_resources(request)).settings.auth_revocation_fail_closed
+        if policy == "always" or (policy == "admin" and principal.is_admin):
+            logger.warning("revocation not checked (redis unavailable): token refused")
+            raise AuthenticationUnavailable(
+                "Whether the token was revoked cannot be checked right now; retry shortly."
+            )
+        logger.warning("revocation not checked (redis unavailable): token accepted")
+        metrics.add_metric(name=REVOCATION_FAIL_OPEN_METRIC, unit="Count", value=1)
+    setattr(request.state, _SETTLED, True)
 
 
 async def _verifier(request: Request) -> TokenVerifier:

@@ -30,10 +30,20 @@ an answer over the limit is a 429 before the route runs, and PostgreSQL is
 never reached. On Redis Cluster the pipeline sends each node its own part at
 once (the keys live in other slots than the window's).
 
+**Revoked tokens, in the same round trip.** The caller's revocation keys
+(:func:`~storefront.web.authentication.revocation_keys`: the token's own and
+its subject's, each a GET) travel in that pipeline too, so checking a token
+costs no round trip of its own; the decision
+(:func:`~storefront.web.authentication.settle_revocation`) comes before the
+limit's and before the route runs: a revoked token is a 401 however much of
+its budget is left, and never reaches PostgreSQL.
+
 **Redis down.** Requests pass (fail open: losing the shop is worse than an
 unmetered minute), each one counted by the ``RateLimitFailOpen`` metric. The
 first failure opens a circuit breaker, so later requests skip Redis for the
-cooldown instead of each paying a timeout.
+cooldown instead of each paying a timeout. Whether a token was revoked is
+then unknown: ``AUTH_REVOCATION_FAIL_CLOSED`` says which tokens are refused
+(admins' by default, 503) and which pass.
 
 :func:`enforce_rate_limit` depends on
 :func:`~storefront.web.authentication.optional_principal`, so it always runs
@@ -61,7 +71,11 @@ from storefront.auth.principal import Principal
 from storefront.errors import DomainError
 from storefront.observability import logger, metrics
 from storefront.settings import Settings
-from storefront.web.authentication import optional_principal
+from storefront.web.authentication import (
+    optional_principal,
+    revocation_keys,
+    settle_revocation,
+)
 from storefront.web.dependencies import get_resources
 
 __all__ = [
@@ -316,14 +330,19 @@ async def enforce_rate_limit(
     caller = caller_of(request, principal)
     cache = (await get_resources(request)).cache
     names = {cache.key_of(name): name for name in _names_read_ahead(request)}
+    revocation = await revocation_keys(request, principal)
     decision, values = await limiter.hit_and_get(
         # The scope's path: request.url would build a whole URL object per request.
         route_class_of(request.method, request.scope["path"]),
         caller,
         anonymous=principal is None,
-        keys=list(names),
+        keys=[*names, *revocation],
     )
-    cache.read_ahead({names[key]: value for key, value in values.items()})
+    cache.read_ahead({names[key]: value for key, value in values.items() if key in names})
+    if principal is not None:
+        # A revoked token is a 401 whatever its budget; Redis out of reach,
+        # a 503 or a pass, as AUTH_REVOCATION_FAIL_CLOSED says.
+        await settle_revocation(request, principal, values)
     if decision is None:
         return
     setattr(request.state, _STATE_KEY, decision)
