@@ -52,7 +52,7 @@ def database_server_url() -> Iterator[str]:
     if given:
         yield given
         return
-    # Not under pytest's temporary root: run as root, pgserver serves from a
+    # Not under pytest's temporary root: run as root, the embedded server serves from a
     # user of its own and opens the path to it, and every new pytest session
     # closes that root again (mode 0700), which cut off the server of a
     # session still running (PANIC: could not open pg_control).

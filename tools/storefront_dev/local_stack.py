@@ -165,7 +165,7 @@ def _start_backends(root: Path, cleanup: contextlib.ExitStack) -> Backends:
         step("PostgreSQL: starting the embedded server, data in .local/postgres")
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI);
-            # pgserver copes, and the warning would only alarm.
+            # the embedded server copes, and the warning would only alarm.
             warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
             postgres = start_postgres(root / ".local" / "postgres")
         cleanup.callback(_quietly, "PostgreSQL", postgres.stop)

@@ -1,6 +1,6 @@
 """``make bench``: Storefront's benchmarks, each against a reference in the same run.
 
-python -m storefront_dev.bench [--quick] [--only relay,worker,...] [--markdown]
+python -m storefront_dev.bench [--quick] [--only relay,worker,...,search] [--markdown]
 
 Prints a table and writes ``bench/results.json``: every figure with its unit,
 its reference and their ratio, the target where there is one, and the machine
@@ -32,10 +32,11 @@ from storefront_dev.bench.measure import Report, machine
 from storefront_dev.bench.pagination import bench_pagination
 from storefront_dev.bench.processes import project_root
 from storefront_dev.bench.relay import bench_relay
+from storefront_dev.bench.search import bench_search
 from storefront_dev.bench.warm import bench_warm
 from storefront_dev.bench.worker import bench_worker
 
-BENCHMARKS = ("relay", "worker", "latency", "warm", "cold", "pagination")
+BENCHMARKS = ("relay", "worker", "latency", "warm", "cold", "pagination", "search")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Sizes:
     page_rows: int = 100_100
     page_depth: int = 100_000
     page_requests: int = 200
+    search_rows: int = 100_000
+    search_requests: int = 200
 
 
 # For trying the suite out (and for its own test): every code path, small.
@@ -76,6 +79,8 @@ QUICK = Sizes(
     page_rows=3_000,
     page_depth=2_000,
     page_requests=20,
+    search_rows=3_000,
+    search_requests=20,
 )
 
 
@@ -132,6 +137,9 @@ def _runners(
                 depth=sizes.page_depth,
                 requests=sizes.page_requests,
             )
+        ),
+        "search": lambda: asyncio.run(
+            bench_search(env, report, rows=sizes.search_rows, requests=sizes.search_requests)
         ),
     }
 

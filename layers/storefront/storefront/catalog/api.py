@@ -8,6 +8,7 @@ are read from the writer: a new category's Location must answer at once.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -24,6 +25,15 @@ from storefront.catalog.domain import (
     ProductPage,
     ProductQuery,
 )
+from storefront.catalog.search import (
+    MAX_QUERY_LENGTH,
+    SearchPage,
+    SearchQuery,
+    check_price_range,
+    decode_search_cursor,
+    search_terms,
+)
+from storefront.money import MONEY_PATTERN
 from storefront.pagination import decode_cursor
 from storefront.text import STORABLE_TEXT
 from storefront.web.authorization import CatalogWriter
@@ -48,7 +58,18 @@ async def list_products(
     cache: CacheDep,
     settings: SettingsDep,
     category_id: UUID | None = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=100, pattern=STORABLE_TEXT)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            pattern=STORABLE_TEXT,
+            description=(
+                "Products whose name contains this text (case-insensitive), in id order."
+                " For a shopper's search, ranked, use GET /products/search."
+            ),
+        ),
+    ] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
@@ -59,6 +80,68 @@ async def list_products(
         limit=min(limit or settings.page_size_default, settings.page_size_max),
     )
     body, outcome = await service.list_products(query, engine, cache)
+    return cached_json(request, body, outcome, settings.http_cache_max_age)
+
+
+_MONEY_QUERY = {"pattern": MONEY_PATTERN, "examples": ["12.50"]}
+
+
+# Before /products/{product_id}: the first route whose path matches answers.
+@router.get(
+    "/products/search",
+    response_model=SearchPage,
+    openapi_extra=CONDITIONAL_READ,
+)
+@reads_ahead(lambda _: [version_name(service.PRODUCT_LISTS)])
+async def search_products(
+    request: Request,
+    engine: ReadEngine,
+    cache: CacheDep,
+    settings: SettingsDep,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_LENGTH,
+            pattern=STORABLE_TEXT,
+            description=(
+                "What the shopper typed. Every word must match the name or the"
+                " description; the last word also matches as a prefix when q ends"
+                " with it (no trailing space). Fewer word matches than a page adds"
+                " products with a similar name (typo tolerance) after them."
+            ),
+            examples=["leather wal"],
+        ),
+    ],
+    category_id: UUID | None = None,
+    min_price: Annotated[
+        str | None, Query(description="Lowest price, inclusive", **_MONEY_QUERY)
+    ] = None,
+    max_price: Annotated[
+        str | None, Query(description="Highest price, inclusive", **_MONEY_QUERY)
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
+) -> Response:
+    """Products ranked by relevance: a match in the name above one in the
+    description; keyset pages over (rank, id)."""
+    terms, prefix = search_terms(q)
+    low = None if min_price is None else Decimal(min_price)
+    high = None if max_price is None else Decimal(max_price)
+    check_price_range(low, high)
+    query = SearchQuery(
+        terms=terms,
+        prefix=prefix,
+        category_id=category_id,
+        min_price=low,
+        max_price=high,
+        limit=min(limit or settings.page_size_default, settings.page_size_max),
+    )
+    if cursor:
+        query = query.model_copy(update={"after": decode_search_cursor(cursor, query)})
+    body, outcome = await service.search_products(query, engine, cache)
     return cached_json(request, body, outcome, settings.http_cache_max_age)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storefront.adapters.cache import Cache, CacheOutcome
 from storefront.adapters.database import UnitOfWork
@@ -30,6 +30,13 @@ from storefront.catalog.domain import (
     ProductNotFound,
     ProductPage,
     ProductQuery,
+)
+from storefront.catalog.search import (
+    Phase,
+    Position,
+    SearchPage,
+    SearchQuery,
+    encode_search_cursor,
 )
 from storefront.pagination import encode_cursor
 
@@ -77,6 +84,51 @@ async def list_products(
     body, outcome = await cache.get_or_load(name, load, cache.list_ttl_seconds)
     assert body is not None, "a list page is never cached as missing"
     return body, outcome
+
+
+async def search_products(
+    query: SearchQuery, engine: AsyncEngine, cache: Cache
+) -> tuple[bytes, CacheOutcome]:
+    """A page of search results, cached like the product lists (and dropped
+    with them on every product write)."""
+
+    async def load() -> bytes:
+        async with UnitOfWork(engine) as uow:
+            page = await search_page(uow.connection, query)
+        return page.model_dump_json().encode()
+
+    version = await cache.namespace_version(PRODUCT_LISTS)
+    if version is None:
+        return await load(), CacheOutcome.BYPASS
+    digest = hashlib.sha256(query.model_dump_json().encode()).hexdigest()[:32]
+    name = f"{PRODUCT_LISTS}:v{version}:search:{digest}"
+    body, outcome = await cache.get_or_load(name, load, cache.list_ttl_seconds)
+    assert body is not None, "a search page is never cached as missing"
+    return body, outcome
+
+
+async def search_page(connection: AsyncConnection, query: SearchQuery) -> SearchPage:
+    """Word matches, then similar names, each phase one query; similar names
+    only when the words found fewer than a page in all (so on page 1)."""
+    limit, after = query.limit, query.after
+    found: list[tuple[Product, float, Phase]] = []
+    if after is None or after.phase is Phase.WORDS:
+        words = await repository.search_words(connection, query, limit + 1)
+        found = [(product, rank, Phase.WORDS) for product, rank in words]
+    if (after is None and len(found) < limit) or (after and after.phase is Phase.SIMILAR):
+        similar = await repository.search_similar(connection, query, limit + 1 - len(found))
+        found += [(product, rank, Phase.SIMILAR) for product, rank in similar]
+    page = found[:limit]
+    next_cursor = None
+    if len(found) > limit:
+        product, rank, phase = page[-1]
+        position = Position(phase=phase, rank=rank, last_id=product.id)
+        next_cursor = encode_search_cursor(position, query)
+    return SearchPage(
+        items=[product for product, _, _ in page],
+        next_cursor=next_cursor,
+        word_matches=sum(phase is Phase.WORDS for _, _, phase in page),
+    )
 
 
 async def create_product(new: NewProduct, engine: AsyncEngine, cache: Cache) -> Product:
