@@ -3,8 +3,9 @@
 Each asserts what the full run asserts (nothing lost, every order terminal,
 stock consistent, no dead letters; 503 problem+json while PostgreSQL is
 down; no server error or schema violation from any API operation; every loss
-of Redis data detected and repaired), never how fast: timing is
-``make bench``'s business.
+of Redis data detected and repaired; no checkout charged twice, no hold
+leaked, each email sent once), never how fast: timing is ``make bench``'s
+business.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from storefront_dev.bench.environment import BenchEnvironment, bench_environment
+from storefront_dev.chaos.checkouts import Plan, run_checkouts
 from storefront_dev.chaos.kills import run_kills
 from storefront_dev.chaos.outages import run_postgres_outage, run_redis_outage
 from storefront_dev.chaos.redis_loss import run_redis_loss
@@ -122,4 +124,39 @@ async def test_redis_losing_data_loses_no_event(
     assert report.metrics["EventsDuplicate"] > 0
     assert set(report.statuses) <= {"CONFIRMED", "REJECTED", "CANCELLED"}
     assert sum(report.statuses.values()) == report.orders
+    assert report.dead_letters == 0
+
+
+async def test_checkouts_survive_killed_workers_and_a_provider_drop(
+    chaos_env: BenchEnvironment, tmp_path: Path
+) -> None:
+    """Customers pay (or are declined, walk away, cancel once confirmed) on
+    localstripe while the payments and notifications workers are SIGKILLed
+    and localstripe is SIGSTOPped for longer than the SDK's timeout. The
+    books (one payment kept per confirmed order, every other refunded, holds
+    released, one email per event) are checked inside run_checkouts."""
+    report = await run_checkouts(
+        chaos_env,
+        checkouts=40,
+        rate=5,
+        at_once=40,
+        containers=6,
+        kills=3,
+        logs=tmp_path,
+        hold_seconds=15,
+        drop_seconds=8,
+        settle_seconds=120,
+        seed=11,
+    )
+
+    assert report.checkouts == 40
+    assert sum(report.kills.values()) == 3
+    assert set(report.kills) <= {"PaymentsWorkerFunction", "NotificationsWorkerFunction"}
+    assert report.drop_seconds >= 8
+    assert report.catch_up_seconds is not None
+    assert sum(report.statuses.values()) == 40
+    assert set(report.statuses) <= {"CONFIRMED", "EXPIRED", "PAYMENT_FAILED", "CANCELLED"}
+    assert report.plans[Plan.PAY] > 0
+    assert report.payments > 0
+    assert report.confirmations >= report.statuses.get("CONFIRMED", 0)
     assert report.dead_letters == 0

@@ -1,6 +1,6 @@
 """``make chaos``: fault injection against servers of its own; fails loudly on any loss.
 
-python -m storefront_dev.chaos [--quick] [--only kills,redis,postgres,schema,redis-loss]
+python -m storefront_dev.chaos [--quick] [--only kills,redis,postgres,schema,redis-loss,checkout]
 
 Starts its own PostgreSQL and Redis on free ports (:mod:`.servers`), so it
 can stop and kill them; it never signals a process it did not start.
@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import TextIO
 
 from storefront_dev.bench.environment import bench_environment
+from storefront_dev.chaos.checkouts import run_checkouts
 from storefront_dev.chaos.kills import ChaosFailure, run_kills
 from storefront_dev.chaos.outages import run_postgres_outage, run_redis_outage
 from storefront_dev.chaos.redis_loss import run_redis_loss
 from storefront_dev.chaos.schema_fuzz import run_schema_fuzz
 from storefront_dev.chaos.servers import ChaosPostgres, ChaosRedis, FailoverRedis
 
-SCENARIOS = ("kills", "redis", "postgres", "schema", "redis-loss")
+SCENARIOS = ("kills", "redis", "postgres", "schema", "redis-loss", "checkout")
 
 
 def step(message: str) -> None:
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated subset")
     parser.add_argument("--orders", type=int, help="orders in scenario 1 (default 10,000)")
+    parser.add_argument(
+        "--checkouts", type=int, help="checkouts in scenario 6 (default 1,000; --quick 60)"
+    )
     parser.add_argument(
         "--examples", type=int, help="scenario 4: generated cases per pass (default 50)"
     )
@@ -135,6 +139,21 @@ def _run(
             run_redis_loss(env, failover, quick=args.quick, logs=root, seed=args.seed)
         )
         return lost.lines()
+    if name == "checkout":
+        checked = asyncio.run(
+            run_checkouts(
+                env,
+                checkouts=args.checkouts or (60 if args.quick else 1_000),
+                rate=5 if args.quick else 3,
+                at_once=60 if args.quick else 150,
+                containers=8 if args.quick else 16,
+                kills=4 if args.quick else 16,
+                hold_seconds=20 if args.quick else 30,
+                logs=root,
+                seed=args.seed,
+            )
+        )
+        return checked.lines()
     if name == "schema":
         examples = args.examples or (10 if args.quick else 50)
         fuzzed = run_schema_fuzz(env, examples=examples, logs=root, seed=args.seed)

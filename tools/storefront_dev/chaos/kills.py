@@ -19,6 +19,7 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ __all__ = [
     "repairs_recorded",
     "run_kills",
     "settle",
+    "unsettled",
 ]
 
 # A killed worker's partition leases expire after this (the deployed 90 s
@@ -164,6 +166,11 @@ GROUP BY g.group_name, o.partition
 HAVING max(o.sequence) > coalesce(max(p.sequence), 0)
 ORDER BY g.group_name, o.partition
 """
+
+
+async def unsettled(connection: asyncpg.Connection, groups: Sequence[str]) -> list[asyncpg.Record]:
+    """(group, partition) pairs whose group has not settled every relayed event."""
+    return list(await connection.fetch(_UNSETTLED, list(groups)))
 
 
 async def settle(connection: asyncpg.Connection, seconds: float) -> None:
