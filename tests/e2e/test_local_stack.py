@@ -143,8 +143,14 @@ def _running_stack(database_url: str, redis_url: str, key_prefix: str) -> Iterat
             yield stack
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            # Ctrl-C, as a developer stops it: the stack stops what it started
+            # (localstripe is a process of its own). A kill only if it hangs.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _wait_until_healthy(client: httpx.Client, process: subprocess.Popen[str], out: Output) -> None:
