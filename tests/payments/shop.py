@@ -25,6 +25,7 @@ from storefront.orders import OrderStatus
 from storefront.orders.events import OrderAwaitingPayment
 from storefront.orders.tables import orders
 from storefront.payments.domain import PaymentRecord
+from storefront.payments.repository import SqlPaymentRepository
 from storefront.payments.tables import payment_intents, stripe_events
 from tests.payments.conftest import TEST_SECRET_KEY, LocalStripe
 
@@ -82,22 +83,7 @@ async def set_order_status(engine: AsyncEngine, order_id: UUID, status: OrderSta
 
 async def payment_of(engine: AsyncEngine, order_id: UUID) -> PaymentRecord | None:
     async with engine.connect() as connection:
-        row = (
-            await connection.execute(
-                select(payment_intents).where(payment_intents.c.order_id == order_id)
-            )
-        ).first()
-    if row is None:
-        return None
-    return PaymentRecord(
-        order_id=row.order_id,
-        intent_id=row.intent_id,
-        client_secret=row.client_secret,
-        status=row.status,
-        amount=row.amount,
-        currency=row.currency,
-        refund_id=row.refund_id,
-    )
+        return await SqlPaymentRepository(connection).of_order(order_id)
 
 
 async def record_payment(engine: AsyncEngine, record: PaymentRecord) -> None:

@@ -73,7 +73,12 @@ from storefront.settings import Settings
 from storefront_dev.bench.environment import BenchEnvironment
 from storefront_dev.bench.fixtures import seed_products
 from storefront_dev.bench.processes import FunctionProcess
-from storefront_dev.chaos.kills import CHAOS_FUNCTION_ENVIRONMENT, ChaosFailure, unsettled
+from storefront_dev.chaos.kills import (
+    CHAOS_FUNCTION_ENVIRONMENT,
+    ChaosFailure,
+    reserved_not_confirmed,
+    unsettled,
+)
 from storefront_dev.embedded import (
     LOCAL_AWS_CREDENTIALS,
     LOCAL_STRIPE_KEY,
@@ -700,18 +705,9 @@ async def _check_orders(
 
 
 async def _check_stock(connection: asyncpg.Connection) -> None:
-    mismatched = await connection.fetch(
-        """
-        SELECT s.product_id, s.reserved, coalesce(c.quantity, 0) AS confirmed
-        FROM stock_levels s LEFT JOIN (
-            SELECT i.product_id, sum(i.quantity) AS quantity FROM order_items i
-            JOIN orders o ON o.id = i.order_id AND o.status = 'CONFIRMED' GROUP BY i.product_id
-        ) c ON c.product_id = s.product_id
-        WHERE s.reserved <> coalesce(c.quantity, 0)
-        """
-    )
+    mismatched = await reserved_not_confirmed(connection)
     if mismatched:
-        raise ChaosFailure(f"leaked holds: reserved != confirmed {[dict(r) for r in mismatched]}")
+        raise ChaosFailure(f"leaked holds: reserved != confirmed {mismatched}")
     kept = await connection.fetch(
         """
         SELECT o.id, o.status FROM stock_reservations r JOIN orders o ON o.id = r.order_id

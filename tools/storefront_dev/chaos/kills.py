@@ -40,6 +40,7 @@ __all__ = [
     "KillReport",
     "check_books",
     "repairs_recorded",
+    "reserved_not_confirmed",
     "run_kills",
     "settle",
     "unsettled",
@@ -198,6 +199,21 @@ async def repairs_recorded(connection: asyncpg.Connection) -> tuple[int, int]:
     return int(row["repairs"]), int(row["republished"])
 
 
+async def reserved_not_confirmed(connection: asyncpg.Connection) -> list[dict[str, object]]:
+    """Products whose reserved stock is not what their CONFIRMED orders hold."""
+    rows = await connection.fetch(
+        """
+        SELECT s.product_id, s.reserved, coalesce(c.quantity, 0) AS confirmed
+        FROM stock_levels s LEFT JOIN (
+            SELECT i.product_id, sum(i.quantity) AS quantity FROM order_items i
+            JOIN orders o ON o.id = i.order_id AND o.status = 'CONFIRMED' GROUP BY i.product_id
+        ) c ON c.product_id = s.product_id
+        WHERE s.reserved <> coalesce(c.quantity, 0)
+        """
+    )
+    return [dict(row) for row in rows]
+
+
 async def check_books(
     env: BenchEnvironment,
     connection: asyncpg.Connection,
@@ -222,18 +238,9 @@ async def check_books(
         raise ChaosFailure(
             f"events lost: {unpublished} unpublished; not settled: {[dict(r) for r in unsettled]}"
         )
-    mismatched = await connection.fetch(
-        """
-        SELECT s.product_id, s.reserved, coalesce(c.quantity, 0) AS confirmed
-        FROM stock_levels s LEFT JOIN (
-            SELECT i.product_id, sum(i.quantity) AS quantity FROM order_items i
-            JOIN orders o ON o.id = i.order_id AND o.status = 'CONFIRMED' GROUP BY i.product_id
-        ) c ON c.product_id = s.product_id
-        WHERE s.reserved <> coalesce(c.quantity, 0)
-        """
-    )
+    mismatched = await reserved_not_confirmed(connection)
     if mismatched:
-        raise ChaosFailure(f"reserved stock != confirmed: {[dict(row) for row in mismatched]}")
+        raise ChaosFailure(f"reserved stock != confirmed: {mismatched}")
     report.events = await connection.fetchval("SELECT count(*) FROM outbox")
     redis = Resources.from_settings(env.settings).redis
     try:
