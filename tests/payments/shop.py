@@ -88,17 +88,7 @@ async def payment_of(engine: AsyncEngine, order_id: UUID) -> PaymentRecord | Non
 
 async def record_payment(engine: AsyncEngine, record: PaymentRecord) -> None:
     async with engine.begin() as connection:
-        await connection.execute(
-            insert(payment_intents).values(
-                order_id=record.order_id,
-                intent_id=record.intent_id,
-                client_secret=record.client_secret,
-                status=record.status,
-                amount=record.amount,
-                currency=record.currency,
-                refund_id=record.refund_id,
-            )
-        )
+        await SqlPaymentRepository(connection).add(record)
 
 
 async def count_payments(engine: AsyncEngine) -> int:

@@ -13,8 +13,10 @@ yet. Categories are not cached, so the API reads them from the writer.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storefront.adapters.cache import Cache, CacheOutcome
@@ -72,18 +74,7 @@ async def list_products(
         page = ProductPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
         return page.model_dump_json().encode()
 
-    # Writes bump the namespace version: every cached page becomes unreachable
-    # at once, with no key scan. A page is cached under the version read BEFORE
-    # it is loaded, so a page loaded from pre-write rows can only land under a
-    # version that is already dead.
-    version = await cache.namespace_version(PRODUCT_LISTS)
-    if version is None:
-        return await load(), CacheOutcome.BYPASS
-    digest = hashlib.sha256(query.model_dump_json().encode()).hexdigest()[:32]
-    name = f"{PRODUCT_LISTS}:v{version}:{digest}"
-    body, outcome = await cache.get_or_load(name, load, cache.list_ttl_seconds)
-    assert body is not None, "a list page is never cached as missing"
-    return body, outcome
+    return await _cached_page("", query, load, cache)
 
 
 async def search_products(
@@ -97,13 +88,27 @@ async def search_products(
             page = await search_page(uow.connection, query)
         return page.model_dump_json().encode()
 
+    return await _cached_page("search:", query, load, cache)
+
+
+async def _cached_page(
+    kind: str, query: BaseModel, load: Callable[[], Awaitable[bytes]], cache: Cache
+) -> tuple[bytes, CacheOutcome]:
+    """A page of products, cached by its query; ``kind`` tells a search's
+    pages ("search:") from the list's ("") under one namespace.
+
+    Writes bump the namespace version: every cached page becomes unreachable
+    at once, with no key scan. A page is cached under the version read BEFORE
+    it is loaded, so a page loaded from pre-write rows can only land under a
+    version that is already dead.
+    """
     version = await cache.namespace_version(PRODUCT_LISTS)
     if version is None:
         return await load(), CacheOutcome.BYPASS
     digest = hashlib.sha256(query.model_dump_json().encode()).hexdigest()[:32]
-    name = f"{PRODUCT_LISTS}:v{version}:search:{digest}"
+    name = f"{PRODUCT_LISTS}:v{version}:{kind}{digest}"
     body, outcome = await cache.get_or_load(name, load, cache.list_ttl_seconds)
-    assert body is not None, "a search page is never cached as missing"
+    assert body is not None, "a page of products is never cached as missing"
     return body, outcome
 
 
