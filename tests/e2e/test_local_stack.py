@@ -214,6 +214,23 @@ def test_an_unknown_route_is_a_problem_like_any_other(stack: Stack) -> None:
     assert "GET" in wrong_method.headers["allow"]
 
 
+def test_head_reaches_the_function_that_serves_the_get(stack: Stack) -> None:
+    alice = _bearer(stack.token("--sub", "alice-head"))
+
+    # /orders is the orders function's (the template's HEAD routes), /products
+    # the catalog's (through $default).
+    orders = stack.client.head("/orders", headers=alice)
+    anonymous = httpx.head(f"{stack.url}/orders", timeout=10)
+    products = stack.client.head("/products")
+
+    assert orders.status_code == 200
+    assert orders.headers["content-type"] == "application/json"
+    assert anonymous.status_code == 401
+    assert products.status_code == 200
+    assert products.headers["x-content-type-options"] == "nosniff"
+    assert orders.content == anonymous.content == products.content == b""
+
+
 def test_responses_carry_a_correlation_id(stack: Stack) -> None:
     given = stack.client.get("/health", headers={"X-Correlation-Id": "e2e-correlation-1"})
     assert given.headers["x-correlation-id"] == "e2e-correlation-1"

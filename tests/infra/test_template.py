@@ -65,14 +65,16 @@ UNDOCUMENTED = {
 
 
 def served_routes(function_id: str) -> set[tuple[str, str]]:
-    """(method, path) of every operation the function's FastAPI app documents."""
+    """(method, path) of every operation the function's FastAPI app serves:
+    those it documents, and HEAD wherever it serves GET."""
     app: FastAPI = API_APPS[function_id](lambda: None)  # type: ignore[arg-type,return-value]
     documented = {
         (method.upper(), path)
         for path, operations in app.openapi()["paths"].items()
         for method in operations
     }
-    return documented | UNDOCUMENTED.get(function_id, set())
+    served = documented | UNDOCUMENTED.get(function_id, set())
+    return served | {("HEAD", path) for method, path in served if method == "GET"}
 
 
 @pytest.mark.parametrize("function_id", sorted(API_APPS))

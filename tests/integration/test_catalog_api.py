@@ -296,6 +296,26 @@ async def test_health(client: httpx.AsyncClient) -> None:
     assert checks["postgres"]["ms"] >= 0
 
 
+async def test_head_is_the_get_without_its_body(client: httpx.AsyncClient) -> None:
+    created = await create_product(client)
+    got = await client.get(f"/products/{created['id']}")
+
+    head = await client.head(f"/products/{created['id']}")
+    listed = await client.head("/products", params={"limit": 2})
+    not_a_get = await client.head(f"/products/{created['id']}/views")
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["etag"] == got.headers["etag"]
+    assert head.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert listed.status_code == 200
+    assert listed.content == b""
+    # A path served only with POST: HEAD is a GET there, which it does not serve.
+    assert not_a_get.status_code == 405
+    assert not_a_get.content == b""
+
+
 async def test_unknown_route_is_a_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/nowhere")
     assert response.status_code == 404

@@ -30,7 +30,7 @@ from storefront.web.hardening import (
     CorsAllowListMiddleware,
     SecurityHeadersMiddleware,
 )
-from storefront.web.middleware import RequestContextMiddleware
+from storefront.web.middleware import HeadAsGetMiddleware, RequestContextMiddleware
 from storefront.web.problems import documented, install_problem_handlers
 from storefront.web.rate_limits import (
     RateLimitHeadersMiddleware,
@@ -96,6 +96,7 @@ def create_api(
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=lambda: settings().max_body_bytes)
     app.add_middleware(CorsAllowListMiddleware, origins=lambda: settings().cors_allow_origins)
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     if with_health:

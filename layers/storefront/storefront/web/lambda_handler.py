@@ -36,19 +36,21 @@ def api_handler(app: FastAPI) -> LambdaHandler:
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         container_loop()  # Mangum runs the request on the current loop: ours
         response: dict[str, Any] = asgi(event, context)  # type: ignore[arg-type]
-        return without_type_when_bodiless(response)
+        return without_type_when_bodiless(response, event)
 
     return handler
 
 
-def without_type_when_bodiless(response: dict[str, Any]) -> dict[str, Any]:
+def without_type_when_bodiless(response: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     """Drop the content type Mangum gives every answer, when there is no body.
 
     Mangum adds ``content-type: application/json`` to any payload 2.0 answer
     that has none, even a 202, 204 or 304 without content, which would then
-    claim a JSON document that is not there (RFC 9110, section 8.3).
+    claim a JSON document that is not there (RFC 9110, section 8.3). A HEAD's
+    answer keeps its type: it is the GET's, whose body is left out.
     """
     headers = response.get("headers")
-    if not response.get("body") and headers:
+    method = event.get("requestContext", {}).get("http", {}).get("method")
+    if not response.get("body") and headers and method != "HEAD":
         headers.pop("content-type", None)
     return response

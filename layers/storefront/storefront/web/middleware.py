@@ -1,6 +1,6 @@
-"""Outermost middleware: correlation id, request log, and the last line of defence.
+"""Outer middleware: correlation id, request log, the last line of defence, HEAD.
 
-A pure ASGI middleware (no BaseHTTPMiddleware) so it adds no task per request.
+Pure ASGI middlewares (no BaseHTTPMiddleware), so they add no task per request.
 Errors nothing else handled become problem+json here: 503 with Retry-After when
 PostgreSQL is unreachable, else 500. The stack trace goes to the log, never to
 the client.
@@ -77,3 +77,30 @@ class RequestContextMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
+
+
+class HeadAsGetMiddleware:
+    """HEAD answered as GET without the body (RFC 9110, 9.3.2).
+
+    FastAPI's routes take only the methods they declare, so a HEAD would be a
+    405. The GET runs whole, rate limit and cache included, and its headers
+    (ETag, Content-Length, Cache-Control) are the answer's.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        # A copy: the request log outside still names the method the client sent.
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
