@@ -1,7 +1,7 @@
 """A cached read costs one Redis round trip, the rate limiter's included.
 
-The limiter's script and the route's cache reads travel in one pipeline
-(storefront.web.rate_limits, "One round trip for a cache hit"); a caller over
+The limiter's script reads the route's cache keys itself (a pipeline on Redis
+Cluster: storefront.web.rate_limits, "One round trip for a cache hit"); a caller over
 its limit is answered 429 before the route runs, so PostgreSQL never sees it.
 Round trips are counted where redis-py writes to the socket: one write per
 command, or per pipeline.
@@ -67,6 +67,24 @@ async def test_a_cached_list_page_reads_its_version_ahead(
     assert (hit.status_code, hit.headers["x-cache"]) == (200, "hit")
     # The limiter with the list's version, then the page under that version.
     assert len(sent) == 2
+
+
+async def test_a_key_that_cannot_be_read_does_not_cost_the_limiter(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    product = await create_product(client)
+    key = resources.cache.key_of(product_cache_key(UUID(str(product["id"]))))
+    await resources.redis.delete(key)
+    await resources.redis.hset(key, "not", "a string")  # GET answers WRONGTYPE
+
+    answer = await client.get(f"/products/{product['id']}")
+
+    # The limiter's count stands (its script does not fail with the GET) and
+    # the route reads the product without the cache.
+    assert answer.status_code == 200
+    assert answer.json()["id"] == product["id"]
+    assert answer.headers["ratelimit-remaining"]
+    await resources.redis.delete(key)
 
 
 async def test_a_malformed_id_reads_nothing_ahead_and_is_refused(client: httpx.AsyncClient) -> None:

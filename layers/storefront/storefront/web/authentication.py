@@ -5,8 +5,10 @@
 - :func:`require_principal` (:data:`Customer`): 401 without a valid token.
 - :func:`require_admin` (:data:`AdminPrincipal`): 403 for a non-admin.
 
-Each sets ``request.state.principal`` (None for an anonymous caller), which the
-rate limiter reads. A 401 carries ``WWW-Authenticate: Bearer`` (RFC 6750), with
+Each sets ``request.state.principal`` (None for an anonymous caller), and
+:func:`optional_principal` answers from it once it is set, so the token is
+verified once per request whoever asks first (the rate limiter, then the
+route's own dependency). A 401 carries ``WWW-Authenticate: Bearer`` (RFC 6750), with
 ``error="invalid_token"`` and a short description when a token was given; the
 token itself is never echoed, and only the refusal's class is logged.
 
@@ -87,6 +89,9 @@ def token_revoked() -> Unauthenticated:
 
 
 async def optional_principal(request: Request) -> Principal | None:
+    if hasattr(request.state, "principal"):
+        known: Principal | None = request.state.principal
+        return known
     header = request.headers.get("authorization")
     if header is None:
         request.state.principal = None
