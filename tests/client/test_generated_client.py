@@ -53,12 +53,16 @@ class Generated:
         """The module of one operation: ``sync_detailed(client=..., ...)`` and friends."""
         return importlib.import_module(f"{self.package.__name__}.api.{tag}.{name}")
 
-    def client(self, token: str | None = None) -> Any:
-        """A client that raises ``UnexpectedStatus`` on any undeclared status."""
+    def client(self, token: str | None = None, transport: httpx.BaseTransport | None = None) -> Any:
+        """A client that raises ``UnexpectedStatus`` on any undeclared status;
+        ``transport`` answers in place of the stack."""
         client_module = importlib.import_module(f"{self.package.__name__}.client")
         if token is None:
             return client_module.Client(
-                base_url=self.url, timeout=httpx.Timeout(10.0), raise_on_unexpected_status=True
+                base_url=self.url,
+                timeout=httpx.Timeout(10.0),
+                raise_on_unexpected_status=True,
+                httpx_args={"transport": transport} if transport else {},
             )
         return client_module.AuthenticatedClient(
             base_url=self.url,
@@ -323,3 +327,41 @@ def test_problems_parse_as_the_one_problem_model(
     assert invalid.status_code == 422
     assert isinstance(invalid.parsed, models.Problem)
     assert [error.field for error in invalid.parsed.errors] == ["limit"]
+
+
+# What API Gateway answers by itself when no function could: throttled, the
+# invocation refused, the function failed, the integration timed out. An HTTP
+# API cannot reshape these.
+GATEWAY_ANSWERS = [
+    (429, "Too Many Requests"),
+    (500, "Internal Server Error"),
+    (502, "Internal Server Error"),
+    (503, "Service Unavailable"),
+]
+# Statuses the API's own code answers too, with a problem.
+OURS_TOO = {429, 500, 503}
+
+
+@pytest.mark.parametrize(("status", "message"), GATEWAY_ANSWERS)
+def test_api_gateways_own_answers_parse_too(
+    generated: Generated, status: int, message: str
+) -> None:
+    def gateway(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"message": message})
+
+    def function(request: httpx.Request) -> httpx.Response:
+        body = {"type": "about:blank", "title": message, "status": status, "detail": "ours"}
+        headers = {"content-type": "application/problem+json"}
+        return httpx.Response(status, json=body, headers=headers)
+
+    get_order = generated.operation("orders", "get_order_orders_order_id_get")
+    client = generated.client(transport=httpx.MockTransport(gateway))
+    answered = get_order.sync_detailed(uuid.uuid4(), client=client)
+    assert isinstance(answered.parsed, generated.models.GatewayError)
+    assert answered.parsed.message == message
+    if status not in OURS_TOO:
+        return
+    client = generated.client(transport=httpx.MockTransport(function))
+    answered = get_order.sync_detailed(uuid.uuid4(), client=client)
+    assert isinstance(answered.parsed, generated.models.Problem)
+    assert answered.parsed.detail == "ours"

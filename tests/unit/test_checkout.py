@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from storefront.ids import new_id
 from storefront.inventory.domain import StockLevel
@@ -33,6 +34,12 @@ def shop(mug: int = 0, tea: int = 0) -> FakeOrdersUnitOfWork:
 async def buy(uow: FakeOrdersUnitOfWork, *lines: CartLine, customer: str = "alice") -> OrderStatus:
     placed = await check_out(REQUEST, lines, uow, customer_id=customer, rules=RULES, now=NOW)
     return placed.order.status
+
+
+@pytest.mark.parametrize("email", ["alice@example", "al ice@example.com", "al\x00ice@example.com"])
+def test_an_address_forms_would_refuse_or_postgresql_could_not_store_is_refused(email: str) -> None:
+    with pytest.raises(ValidationError):
+        Checkout(email=email)
 
 
 async def test_the_order_awaits_payment_with_its_stock_held_until_due() -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from typing import Any
 
+import pytest
+
 from storefront import wiring
+from storefront.runtime import container_resources
+from storefront.web.contract import LINKS, link_errors, merge
 from storefront_dev.openapi import document_path, main
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
+API_APPS = (wiring.catalog_app, wiring.orders_app, wiring.reports_app)
 
 
 def document() -> dict[str, Any]:
@@ -37,6 +44,13 @@ def test_every_function_is_in_one_document() -> None:
     assert document()["openapi"] == "3.1.0"
 
 
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+GATEWAY_ERROR = {"$ref": "#/components/schemas/GatewayError"}
+EITHER = {"$ref": "#/components/schemas/ProblemOrGatewayError"}
+# What API Gateway may answer on any route with its own {"message": ...}.
+GATEWAY_STATUSES = {"413", "429", "500", "502", "503"}
+
+
 def test_every_error_answer_is_the_one_problem_component() -> None:
     doc = document()
     assert "Problem" in doc["components"]["schemas"]
@@ -44,10 +58,25 @@ def test_every_error_answer_is_the_one_problem_component() -> None:
         for status, response in operation["responses"].items():
             for media, content in response.get("content", {}).items():
                 if media == "application/problem+json":
-                    assert content["schema"] == {"$ref": "#/components/schemas/Problem"}, (
-                        name,
-                        status,
-                    )
+                    expected = EITHER if status in GATEWAY_STATUSES else PROBLEM
+                    assert content["schema"] == expected, (name, status)
+
+
+def test_every_operation_declares_what_api_gateway_answers_itself() -> None:
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    assert schemas["GatewayError"]["required"] == ["message"]
+    assert schemas["ProblemOrGatewayError"]["anyOf"] == [PROBLEM, GATEWAY_ERROR]
+    for name, operation in operations(doc).items():
+        for status in GATEWAY_STATUSES:
+            content = operation["responses"][status]["content"]
+            # A client reading only one media type still parses both bodies.
+            expected = EITHER if "application/problem+json" in content else GATEWAY_ERROR
+            assert content["application/json"]["schema"] == expected, (name, status)
+            assert content.get("application/problem+json", {"schema": EITHER})["schema"] == EITHER
+    webhook = operations(doc)["POST /payments/stripe/webhook"]["responses"]["429"]
+    assert webhook["content"] == {"application/json": {"schema": GATEWAY_ERROR}}
+    assert "Retry-After" not in webhook.get("headers", {}), "the gateway's 429 sends none"
 
 
 def test_security_says_who_may_call_what() -> None:
@@ -84,3 +113,56 @@ def test_money_has_one_grammar_in_and_out() -> None:
     ]
     assert all(money["pattern"] == sent["pattern"] for money in answered)
     assert all(money["type"] == "string" for money in answered)
+
+
+def path_parameters(operation: dict[str, Any]) -> set[str]:
+    return {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+
+
+def test_every_link_leads_to_an_operation_with_exactly_its_path_parameters() -> None:
+    doc = document()
+    ops = operations(doc)
+    by_id = {operation["operationId"]: operation for operation in ops.values()}
+    followed = set()
+    for name, operation in ops.items():
+        for status, response in operation["responses"].items():
+            for link_name, link in response.get("links", {}).items():
+                target = by_id.get(link["operationId"])
+                assert target is not None, (name, status, link_name)
+                assert set(link["parameters"]) == path_parameters(target), (name, link_name)
+                schema = response["content"]["application/json"]["schema"]["$ref"]
+                answered = doc["components"]["schemas"][schema.rsplit("/", 1)[1]]
+                for expression in link["parameters"].values():
+                    field = expression.removeprefix("$response.body#/")
+                    assert field in answered["required"], (name, link_name, expression)
+                followed.add((name, status, link["operationId"]))
+    assert len(followed) == sum(len(targets) for targets in LINKS.values())
+    created = ops["POST /products"]["responses"]["201"]["links"]
+    assert by_id[created["SetStock"]["operationId"]] is ops["PUT /products/{product_id}/stock"]
+    assert created["GetProduct"]["parameters"] == {"product_id": "$response.body#/id"}
+
+
+def test_a_broken_link_is_found() -> None:
+    doc = document()
+    assert link_errors(doc) == []
+    renamed = copy.deepcopy(doc)
+    link = renamed["paths"]["/orders"]["post"]["responses"]["201"]["links"]["GetOrder"]
+    link["operationId"] = "get_order"
+    assert link_errors(renamed) == ["POST /orders 201 link GetOrder: no operation 'get_order'"]
+    misnamed = copy.deepcopy(doc)
+    link = misnamed["paths"]["/reports"]["post"]["responses"]["202"]["links"]["GetReport"]
+    link["parameters"] = {"id": "$response.body#/id"}
+    assert len(link_errors(misnamed)) == 1
+    unanswered = copy.deepcopy(doc)
+    link = unanswered["paths"]["/categories"]["post"]["responses"]["201"]["links"]["GetCategory"]
+    link["parameters"] = {"category_id": "$response.body#/category_id"}
+    assert len(link_errors(unanswered)) == 1
+
+
+def test_the_document_refuses_a_link_to_no_operation() -> None:
+    functions = [app(container_resources).openapi() for app in API_APPS]
+    broken = LINKS | {("POST /categories", "201"): {"GetCategory": "GET /categories/{id}"}}
+    with pytest.raises(ValueError, match=re.escape("leads to no GET /categories/{id}")):
+        merge(functions, broken)
+    with pytest.raises(ValueError, match="POST /categories 200"):
+        merge(functions, {("POST /categories", "200"): {"GetCategory": "GET /categories"}})

@@ -172,8 +172,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in response.headers:
             self.send_header(name, value)
         has_body = response.status not in _NO_BODY_STATUSES and response.status >= 200
-        # A HEAD's answer has no body to measure: a length of 0 would claim the GET's is empty.
-        if has_body and self.command != "HEAD":
+        # The functions answer a HEAD without its body: a length of 0 would
+        # claim the GET's is empty, so none is sent then.
+        if has_body and (response.body or self.command != "HEAD"):
             self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
         if has_body and self.command != "HEAD":

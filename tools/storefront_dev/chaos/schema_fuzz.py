@@ -11,9 +11,17 @@ token: Schemathesis' coverage cases (boundary values, missing and wrong-typed
 fields, each parameter in turn), then Hypothesis-generated cases valid by the
 schema (positive) and breaking it (negative). Generated ids mostly name
 nothing, so each generated pass runs again with the ids of rows that exist (a
-product, a category, the customer's order, a report) in the path and body:
-200s and 409s are checked too, not only 404s. DELETEs run last, so the rows
-stay for the other operations.
+product, a category, the customer's order, a report) in the path and body,
+and a report window the API accepts: 200s and 409s are checked too, not
+only 404s and 422s. DELETEs run last, so the rows
+stay for the other operations. Each operation gets tokens of its own: one
+that ``POST /auth/logout`` revokes is not the next operation's.
+
+Then Schemathesis' stateful pass chains calls along the links the document
+declares (``POST /products`` 201 to the product's reads and writes, and so
+on; storefront.web.contract.LINKS), and only those: links Schemathesis would
+infer are left out, so the pass checks the contract clients are given. The
+report counts the steps that followed each link.
 
 Every response must pass ``not_a_server_error``, ``status_code_conformance``,
 ``content_type_conformance`` and ``response_schema_conformance``: no 5xx, and
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import re
 import time
@@ -43,8 +52,10 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, Verbosity
 from hypothesis.strategies import SearchStrategy
 from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.core.errors import format_transition
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Err
+from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 
 from storefront import wiring
 from storefront_dev.bench.environment import BenchEnvironment
@@ -81,6 +92,13 @@ REPORTS_BUCKET = "storefront-reports-chaos"
 # checked) but with these limits never answers 429, which would hide what the
 # routes themselves answer. Set here, not left to bench_environment's, so the
 # scenario does not depend on the benchmarks' choice.
+# The known product's stock: enough for every order and checkout of a run.
+ON_HAND = 100_000
+# The stateful pass follows the document's links alone (see the module's doc),
+# in short runs: a run that meets changed server data ends (see stateful()),
+# and a short one loses less.
+STATEFUL_RUN_EXAMPLES = 5
+NO_INFERRED_LINKS: dict[str, Any] = {"phases": {"stateful": {"inference": {"algorithms": []}}}}
 UNMETERED_RATE_LIMITS = {
     "RATE_LIMIT_READ": "100000000/minute",
     "RATE_LIMIT_WRITE": "100000000/minute",
@@ -112,21 +130,26 @@ def run_schema_fuzz(
         stack.enter_context(contextlib.redirect_stdout(log))
         url = _start_stack(env, stack)
         session = stack.enter_context(requests.Session())
-        tokens = {
-            "anonymous": None,
-            "customer": env.token("schema-customer"),
-            "admin": env.token("schema-admin", admin=True),
-        }
-        known = _seed(env, url, session, tokens)
+        known = _seed(env, url, session, _tokens(env))
         sender = _Sender(report, url, session, _checks(), coverage)
         operations = _operations()
         for function, operation in operations:
+            tokens = _tokens(env)
             for role in ROLES:
                 sender.fuzz(function, operation, role, tokens[role], known)
         functions = {(op.method.upper(), op.path): function for function, op in operations}
-        sender.stateful(functions, tokens["admin"], examples)
+        sender.stateful(functions, lambda sub: env.token(sub, admin=True), examples, known)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _tokens(env: BenchEnvironment) -> dict[str, str | None]:
+    """A token per role, each with a jti of its own: logging one out leaves the others valid."""
+    return {
+        "anonymous": None,
+        "customer": env.token("schema-customer"),
+        "admin": env.token("schema-admin", admin=True),
+    }
 
 
 def _start_stack(env: BenchEnvironment, stack: contextlib.ExitStack) -> str:
@@ -156,12 +179,13 @@ def _start_stack(env: BenchEnvironment, stack: contextlib.ExitStack) -> str:
 def _seed(
     env: BenchEnvironment, url: str, session: requests.Session, tokens: Mapping[str, str | None]
 ) -> dict[str, str]:
-    """Rows for the known ids, made through the API where it can make them."""
+    """Rows for the known ids, made through the API where it can make them,
+    and a report window the API accepts (random dates seldom make one)."""
 
     async def product() -> str:
         connection = await asyncpg.connect(env.database_url)
         try:
-            (product_id,) = await seed_products(connection, 1, on_hand=1_000, label="schema")
+            (product_id,) = await seed_products(connection, 1, on_hand=ON_HAND, label="schema")
         finally:
             await connection.close()
         return str(product_id)
@@ -175,13 +199,14 @@ def _seed(
 
     product_id = asyncio.run(product())
     order = {"items": [{"product_id": product_id, "quantity": 1}]}
-    report = {"type": "sales_by_product", "from": "2025-01-01", "to": "2025-01-07"}
+    window = {"from": "2025-01-01", "to": "2025-01-07"}
+    report = {"type": "sales_by_product"} | window
     return {
         "product_id": product_id,
         "category_id": create("/categories", {"name": "Schema fuzzing"}, "admin"),
         "order_id": create("/orders", order, "customer"),
         "report_id": create("/reports", report, "admin"),
-    }
+    } | window
 
 
 def _operations() -> list[tuple[str, Operation]]:
@@ -210,7 +235,10 @@ def _checks() -> list[Any]:
 
 
 def _with_known_ids(value: Any, known: Mapping[str, str]) -> Any:
-    """``value`` with every string field named like a known id set to it."""
+    """``value`` with every string field named like a known value set to it.
+
+    A list keeps one item per known row it names: the API refuses an order
+    listing a product twice, so the rest would only ever be a 422."""
     if isinstance(value, dict):
         return {
             key: known[key]
@@ -219,8 +247,21 @@ def _with_known_ids(value: Any, known: Mapping[str, str]) -> Any:
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_with_known_ids(item, known) for item in value]
+        kept: list[Any] = []
+        named: set[tuple[str, str]] = set()
+        for item in (_with_known_ids(item, known) for item in value):
+            rows = _rows_named(item, known)
+            if not rows & named:
+                kept.append(item)
+                named |= rows
+        return kept
     return value
+
+
+def _rows_named(value: Any, known: Mapping[str, str]) -> set[tuple[str, str]]:
+    if not isinstance(value, dict):
+        return set()
+    return {(key, item) for key, item in value.items() if known.get(key) == item}
 
 
 @dataclass
@@ -299,18 +340,39 @@ class _Sender:
             record(self.report, label, role, group.exceptions, case, response)
 
     def stateful(
-        self, functions: Mapping[tuple[str, str], str], token: str | None, examples: int
+        self,
+        functions: Mapping[tuple[str, str], str],
+        admin_token: Callable[[str], str],
+        examples: int,
+        known: Mapping[str, str],
     ) -> None:
-        """Schemathesis' stateful mode: calls chained by the links it infers
-        from the document (an id one answer gives feeds the next call), as an
-        admin, who may call every operation. Steps are tallied and checked
-        like every other case."""
-        sender, headers = self, {"Authorization": f"Bearer {token}"}
-        document = schemathesis.openapi.from_dict(
-            wiring.api_document(), config=schemathesis.Config()
-        )
+        """Schemathesis' stateful mode: calls chained by the document's
+        links (an id one answer gives feeds the next call), as an admin, who
+        may call every operation; a new one each run, as a customer may
+        await only so many units of a product. Steps are tallied and checked
+        like every other case; a step that took its values from a link counts
+        for it.
+
+        A chain starts with a call that creates something. Generated ids in
+        its body would name nothing, so it gets the known ones, as the
+        generated passes do; a checkout gets a cart first (the seeded product,
+        in stock). Otherwise an order or a checkout would hardly ever be
+        created, and their links never followed."""
+        sender = self
+        headers: dict[str, str] = {}  # each run's admin, set below
+
+        spec = wiring.api_document()
+        for link in _declared_links(spec):
+            self.report.links.setdefault(link, 0)
+        config = schemathesis.Config.from_dict(NO_INFERRED_LINKS)
+        document = schemathesis.openapi.from_dict(spec, config=config)
 
         class Chained(document.as_state_machine()):  # type: ignore[misc]
+            def step(self, input: StepInput) -> StepOutput:
+                sender._before_step(input, known, headers)
+                output: StepOutput = super().step(input)
+                return output
+
             def call(self, case: Case, **kwargs: Any) -> schemathesis.Response:
                 label = f"{case.operation.method.upper()} {case.operation.path}"
                 function = functions[(case.operation.method.upper(), case.operation.path)]
@@ -336,23 +398,58 @@ class _Sender:
                     label = f"{case.operation.method.upper()} {case.operation.path}"
                     record(sender.report, label, "admin, chained", group.exceptions, case, response)
 
-        try:
-            Chained.run(
-                settings=hypothesis.settings(
-                    max_examples=examples,
-                    stateful_step_count=8,
-                    deadline=None,
-                    database=None,
-                    suppress_health_check=list(HealthCheck),
-                    phases=[Phase.generate],
-                    verbosity=Verbosity.quiet,
-                )
-            )
-        except hypothesis.errors.FlakyStrategyDefinition:
-            # Hypothesis replays a prefix of steps to explore further; the
-            # server's data changed meanwhile, so the rules it may draw did
-            # too. Not a fault of the API: the pass ends with what it checked.
-            self.report.stateful_cut_short = True
+        # The generated passes left the known product's stock at whatever
+        # they drew, often 0: checkouts need it back.
+        stock = f"{self.url}/products/{known['product_id']}/stock"
+        restocker = {"Authorization": f"Bearer {admin_token('schema-chained')}"}
+        self.session.put(stock, json={"on_hand": ON_HAND}, headers=restocker, timeout=60)
+        settings = hypothesis.settings(
+            max_examples=STATEFUL_RUN_EXAMPLES,
+            stateful_step_count=8,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.generate],
+            verbosity=Verbosity.quiet,
+        )
+        self.report.stateful_runs = math.ceil(examples / STATEFUL_RUN_EXAMPLES)
+        for run in range(self.report.stateful_runs):
+            headers["Authorization"] = f"Bearer {admin_token(f'schema-chained-{run}')}"
+            try:
+                Chained.run(settings=settings)
+            except hypothesis.errors.FlakyStrategyDefinition:
+                # Hypothesis replays a prefix of steps to explore further; the
+                # server's data changed meanwhile, so the rules it may draw did
+                # too. Not a fault of the API: the run ends with what it checked.
+                self.report.stateful_cut_short += 1
+
+    def _before_step(
+        self, step: StepInput, known: Mapping[str, str], headers: Mapping[str, str]
+    ) -> None:
+        if step.transition is not None:
+            if step.is_applied:
+                self.report.links[step.transition.id] += 1
+            return
+        _known_body(step.case, known)
+        if step.case.operation.label == "POST /checkout":
+            line = f"{self.url}/cart/items/{known['product_id']}"
+            self.session.put(line, json={"quantity": 1}, headers=headers, timeout=60)
+
+
+def _declared_links(document: Mapping[str, Any]) -> list[str]:
+    """The document's links, named as Schemathesis names the transitions."""
+    labels = {
+        operation["operationId"]: f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+    return [
+        format_transition(f"{method.upper()} {path}", status, name, labels[link["operationId"]])
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        for status, response in operation["responses"].items()
+        for name, link in response.get("links", {}).items()
+    ]
 
 
 def _known_body(case: Case, known: Mapping[str, str]) -> Case:

@@ -55,10 +55,14 @@ class FuzzReport:
     tallies: dict[str, OperationTally] = field(default_factory=dict)
     findings: dict[tuple[str, str, str, int], Finding] = field(default_factory=dict)
     unsendable: int = 0  # cases no HTTP client sends (a header value that is not latin-1)
-    # Calls of the stateful pass, chained by the document's inferred links.
+    # Calls of the stateful pass, chained by the document's links.
     stateful_steps: int = 0
-    # Hypothesis stopped the stateful pass when a replay met changed data.
-    stateful_cut_short: bool = False
+    # Steps of that pass that took their values from each declared link.
+    links: Counter[str] = field(default_factory=Counter)
+    # Hypothesis runs of the stateful pass, and those it stopped when a
+    # replay met changed data.
+    stateful_runs: int = 0
+    stateful_cut_short: int = 0
     seconds: float = 0.0
 
     @property
@@ -85,13 +89,17 @@ class FuzzReport:
             f" as {', '.join(self.roles)}; {self.examples} generated per pass; seed {self.seed}",
             f"server errors: {self.server_errors}; schema violations: {len(self.findings)};"
             f" unsendable cases skipped: {self.unsendable}",
-            f"stateful (link-following) pass: {self.stateful_steps:,} chained calls"
+            f"stateful (link-following) pass: {self.stateful_steps:,} chained calls,"
+            f" {self.links.total():,} along {sum(1 for n in self.links.values() if n)}"
+            f" of the document's {len(self.links)} links"
             + (
-                " (cut short: a replay met the server's changed data)"
+                f" ({self.stateful_cut_short} of {self.stateful_runs} runs cut short:"
+                " a replay met the server's changed data)"
                 if self.stateful_cut_short
                 else ""
             ),
         ]
+        lines.extend(f"  {count:>6,}  {link}" for link, count in sorted(self.links.items()))
         for function in self.functions:
             tallies = [tally for tally in self.tallies.values() if tally.function == function]
             lines.append(f"{function}: {sum(tally.cases for tally in tallies):,} cases")

@@ -61,9 +61,10 @@ class PlaceOrder(BaseModel):
         return self
 
 
-# An address as forms check it: one @, a dot in the domain, no spaces. Whether
-# it receives mail is SES's to find out (a bounce), not ours.
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# An address as forms check it: one @, a dot in the domain, no spaces, and no
+# NUL, which PostgreSQL cannot store (storefront.text). Whether it receives
+# mail is SES's to find out (a bounce), not ours.
+EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
 
 
 class Checkout(BaseModel):

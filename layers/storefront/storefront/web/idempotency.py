@@ -7,13 +7,17 @@ from typing import Annotated
 from fastapi import Header, Response
 from pydantic import BaseModel
 
-from storefront.idempotency import HEADER, IdempotencyKey
+from storefront.idempotency import HEADER, KEY_MAX_LENGTH, IdempotencyKey
 
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias=HEADER,
         description="Retry safely: the same key and body replay the first answer (24 h)",
+        # What IdempotencyKey.of accepts, declared so a client knows it too.
+        min_length=1,
+        max_length=KEY_MAX_LENGTH,
+        pattern=r"^[ -~]+$",  # printable ASCII
     ),
 ]
 
