@@ -28,7 +28,7 @@ the replies go to the cache (``Cache.read_ahead``), so a cached read costs
 one round trip, limiter included. The decision still comes first: an answer
 over the limit is a 429 before the route runs, and PostgreSQL is never
 reached. On one Redis node, the script itself GETs them after counting the
-hit (:data:`_HIT_READ_AND_GET`, one ``EVALSHA``): a redis-py pipeline of the
+hit (:data:`_HIT_AND_READ`, one ``EVALSHA``): a redis-py pipeline of the
 script and the GETs costs about 100 µs more per request in Python than the
 one command (measured, 400 against 300 µs on loopback), a tenth of a cache
 hit. On Redis Cluster the keys live in other slots than the window's, which
@@ -116,9 +116,12 @@ _MAX_CONCURRENT_CALLS = 32
 
 # limits' acquire_sliding_window.lua (limits 5.x), returning what its
 # sliding_window.lua would read right after: allowed, then the previous and
-# current windows' counts and TTLs (ms). KEYS: previous window, current window.
-# ARGV: limit, expiry (s), cost.
-_COUNT_HIT = """
+# current windows' counts and TTLs (ms); then the values of KEYS[3..], the
+# reads that ride along (none on Redis Cluster, where they go in a pipeline).
+# KEYS: previous window, current window, then the reads. ARGV: limit, expiry
+# (s), cost. The hit is counted first, so the reads happen whatever the
+# decision (a 429 simply does not use them).
+_HIT_AND_READ = """
 local limit = tonumber(ARGV[1])
 local expiry = tonumber(ARGV[2]) * 1000
 local amount = tonumber(ARGV[3])
@@ -147,15 +150,6 @@ if allowed then
     end
 end
 local reply = {allowed and 1 or 0, previous_count, previous_ttl, current_count, current_ttl}
-"""
-_HIT_AND_READ = _COUNT_HIT + "return reply\n"
-
-# The same, then the values of KEYS[3..] (the reads that ride along), in
-# order: one command for a standalone Redis. The hit is counted first, so the
-# values are read whatever the decision (a 429 simply does not use them).
-_HIT_READ_AND_GET = (
-    _COUNT_HIT
-    + """
 for index = 3, #KEYS do
     local value = redis.pcall('get', KEYS[index])
     -- A GET that fails alone (WRONGTYPE) is not "missing": 0, which the
@@ -167,7 +161,6 @@ for index = 3, #KEYS do
 end
 return reply
 """
-)
 
 
 class RouteClass(StrEnum):
@@ -231,7 +224,6 @@ class RateLimiter:
         self.redis = redis
         self.key_prefix = f"{settings.redis_key_prefix}ratelimit"
         self._hit_and_read = redis.register_script(_HIT_AND_READ)
-        self._hit_read_and_get = redis.register_script(_HIT_READ_AND_GET)
         self._calls = asyncio.Semaphore(_MAX_CONCURRENT_CALLS)
         self._limits = {
             RouteClass.READ: parse(settings.rate_limit_read),
@@ -279,10 +271,8 @@ class RateLimiter:
     async def _run(
         self, window_keys: list[str], arguments: list[int], keys: Sequence[str]
     ) -> tuple[list[Any], dict[str, bytes | None]]:
-        if not keys:
-            return await self._hit_and_read(keys=window_keys, args=arguments), {}
-        if not isinstance(self.redis, RedisCluster):
-            reply = await self._hit_read_and_get(keys=[*window_keys, *keys], args=arguments)
+        if not keys or not isinstance(self.redis, RedisCluster):
+            reply = await self._hit_and_read(keys=[*window_keys, *keys], args=arguments)
             return reply[:5], _values_of(keys, reply[5:])
         # EVAL with the script's text (1.5 kB), not EVALSHA: a cluster
         # pipeline refuses EVALSHA, and a pipeline given the registered Script
