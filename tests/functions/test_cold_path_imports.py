@@ -59,6 +59,21 @@ def test_init_with_tracing_off_imports_neither_the_xray_sdk_nor_boto3(function: 
     assert sorted(name for name in loaded if name.startswith("botocore.")) == []
 
 
+API_FUNCTIONS = [function for function in FUNCTIONS if function.endswith("_api")]
+# The event backbone's scheduled jobs: no API function runs them.
+SCHEDULED_ONLY = {
+    "storefront.events.worker",
+    "storefront.events.relay_loop",
+    "storefront.events.consumer",
+}
+
+
+@pytest.mark.parametrize("function", API_FUNCTIONS)
+def test_an_api_function_does_not_import_the_scheduled_jobs(function: str) -> None:
+    loaded = loaded_at_init(function, {"POWERTOOLS_TRACE_DISABLED": "true"})
+    assert loaded & SCHEDULED_ONLY == set()
+
+
 def test_init_with_tracing_on_makes_the_tracer() -> None:
     """The other side of the switch: on Lambda, with tracing on, X-Ray is set up at init."""
     on_lambda = {"LAMBDA_TASK_ROOT": str(ROOT / "functions" / "catalog_api")}

@@ -18,17 +18,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from storefront import snapstart
-from storefront.events.cleanup import cleanup_job
-from storefront.events.handlers import HandlerRegistry
-from storefront.events.relay_loop import relay_job
-from storefront.events.worker import worker_job
 from storefront.runtime import container_resources
-from storefront.scheduled_handler import ScheduledJob
 from storefront.web.app import ResourcesProvider, create_api
 from storefront.web.contract import merge
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from storefront.events.handlers import HandlerRegistry
+    from storefront.scheduled_handler import ScheduledJob
 
 __all__ = [
     "CONSUMER_GROUPS",
@@ -147,14 +145,20 @@ def api_document() -> dict[str, Any]:
 
 def worker(group: str) -> ScheduledJob:
     """The scheduled job of ``group``'s worker function."""
+    from storefront.events.worker import worker_job
+
     return worker_job(WORKERS[group]().for_group(group))
 
 
 def relay() -> ScheduledJob:
+    from storefront.events.relay_loop import relay_job
+
     return relay_job(CONSUMER_GROUPS)
 
 
 def cleanup() -> ScheduledJob:
+    from storefront.events.cleanup import cleanup_job
+
     return cleanup_job(CONSUMER_GROUPS)
 
 
