@@ -35,7 +35,7 @@ from storefront.auth.principal import Principal
 from storefront.auth.revocation import TokenRevocations, Verdict
 from storefront.errors import DomainError, Forbidden
 from storefront.observability import logger, metrics
-from storefront.web.dependencies import get_resources
+from storefront.web.dependencies import resources_of
 
 if TYPE_CHECKING:
     from storefront.auth.tokens import TokenVerifier
@@ -141,7 +141,7 @@ AdminPrincipal = Annotated[Principal, Depends(require_admin)]
 
 async def revocations(request: Request) -> TokenRevocations:
     """The container's revocation store, on the resources' Redis client."""
-    resources = await get_resources(request)
+    resources = resources_of(request)
     store: TokenRevocations | None = getattr(request.app.state, "token_revocations", None)
     # Rebuilt if the resources were closed and reopened, as the limiter is.
     if store is None or store.redis is not resources.redis:
@@ -182,7 +182,7 @@ async def _settle(request: Request, principal: Principal, verdict: Verdict) -> N
         logger.info("token refused", extra={"reason": "revoked"})
         raise token_revoked()
     if verdict is Verdict.UNKNOWN:
-        policy = (await get_resources(request)).settings.auth_revocation_fail_closed
+        policy = resources_of(request).settings.auth_revocation_fail_closed
         if policy == "always" or (policy == "admin" and principal.is_admin):
             logger.warning("revocation not checked (redis unavailable): token refused")
             raise AuthenticationUnavailable(
@@ -202,6 +202,6 @@ async def _verifier(request: Request) -> TokenVerifier:
     if verifier is None:
         from storefront.auth.tokens import TokenVerifier
 
-        settings = (await get_resources(request)).settings
+        settings = resources_of(request).settings
         verifier = request.app.state.token_verifier = TokenVerifier.from_settings(settings)
     return verifier

@@ -79,13 +79,14 @@ from storefront.adapters.redis import REDIS_FAILURES, RedisClient, caller_digest
 from storefront.auth.principal import Principal
 from storefront.errors import DomainError
 from storefront.observability import logger, metrics
+from storefront.resources import Resources
 from storefront.settings import Settings
 from storefront.web.authentication import (
     optional_principal,
     revocation_keys,
     settle_revocation,
 )
-from storefront.web.dependencies import get_resources
+from storefront.web.dependencies import resources_of
 
 __all__ = [
     "Decision",
@@ -350,9 +351,10 @@ def _count_fail_open() -> None:
 async def enforce_rate_limit(request: Request) -> None:
     """429 once the caller's budget for this route class is spent."""
     principal = await optional_principal(request)
-    limiter = await _limiter(request)
+    resources = resources_of(request)
+    limiter = _limiter(request, resources)
     caller = caller_of(request, principal)
-    cache = (await get_resources(request)).cache
+    cache = resources.cache
     names = {cache.key_of(name): name for name in _names_read_ahead(request)}
     revocation = await revocation_keys(request, principal)
     decision, values = await limiter.hit_and_get(
@@ -397,7 +399,7 @@ def _names_read_ahead(request: Request) -> Sequence[str]:
 async def count_failed_authentication(request: Request) -> RateLimited | None:
     """Count a 401 against the client IP; the 429 to answer instead, once its
     budget (``rate_limit_failed_auth``) is spent."""
-    limiter = await _limiter(request)
+    limiter = _limiter(request, resources_of(request))
     decision = await limiter.hit(
         RouteClass.FAILED_AUTH, f"ip:{client_ip(request)}", anonymous=False
     )
@@ -406,8 +408,7 @@ async def count_failed_authentication(request: Request) -> RateLimited | None:
     return RateLimited(decision)
 
 
-async def _limiter(request: Request) -> RateLimiter:
-    resources = await get_resources(request)
+def _limiter(request: Request, resources: Resources) -> RateLimiter:
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     # One per container; rebuilt if the resources were closed and reopened.
     if limiter is None or limiter.redis is not resources.redis:
